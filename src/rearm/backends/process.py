@@ -1,0 +1,224 @@
+"""Processes: spawn in their own session, find, verify and signal them. Linux only.
+
+A spawned target runs in a new session (so it is its own process group leader and outlives the
+daemon), reads /dev/null and writes to its watch's log file, which it holds open itself. Exit is
+noticed through a pidfd; a pid is only trusted together with its start time from /proc, so a
+reused pid is never mistaken for the process that was watched.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+from dataclasses import dataclass
+
+SETPRIV = "/usr/bin/setpriv"
+ENV = "/usr/bin/env"
+TOKEN_VAR = "REARM_SPAWN_TOKEN"
+
+
+@dataclass(frozen=True)
+class Proc:
+    """A process known by pid and start time (clock ticks since boot, from /proc/PID/stat)."""
+
+    pid: int
+    start: int
+
+
+class SpawnError(OSError):
+    pass
+
+
+def start_time(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat, or None when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+    fields = data[data.rindex(b")") + 2 :].split()
+    state = fields[0]
+    if state in (b"Z", b"X"):
+        return None  # a zombie has ended; only its exit status remains
+    return int(fields[19])
+
+
+def open_pidfd(proc: Proc) -> int | None:
+    """A pidfd for `proc`, or None if it ended or its pid now belongs to another process.
+
+    The pidfd is opened first and the start time checked after: if they still agree, the pidfd
+    refers to the very process that was recorded.
+    """
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except ProcessLookupError:
+        return None
+    if start_time(proc.pid) != proc.start:
+        os.close(fd)
+        return None
+    return fd
+
+
+def spawn(
+    argv: list[str],
+    env: dict[str, str],
+    log_path: str,
+    cwd: str | None = None,
+    user: str | None = None,
+    group: str | None = None,
+) -> Proc:
+    """Start argv[0] (an absolute path) in a new session. Raises SpawnError with a clear reason."""
+    program = argv[0]
+    if not os.path.isabs(program):
+        raise SpawnError(errno.EINVAL, f"'{program}' is not an absolute path")
+    if not os.path.exists(program):
+        raise SpawnError(errno.ENOENT, f"{program}: no such file")
+    if not os.access(program, os.X_OK) or os.path.isdir(program):
+        raise SpawnError(errno.EACCES, f"{program}: not an executable file")
+    # posix_spawn (vfork + exec) is the fastest way to start a process from Python, but cannot
+    # change directory or identity; small exec wrappers do that without a shell in between.
+    full = list(argv)
+    if cwd is not None:
+        full = [ENV, "-C", cwd, "--", *full]
+    if user is not None or group is not None:
+        ids: list[str] = []
+        if user is not None:
+            ids += [f"--reuid={user}", "--init-groups"]
+            ids += (
+                [f"--regid={group}"] if group is not None else [f"--regid={_primary_group(user)}"]
+            )
+        else:
+            ids += [f"--regid={group}", "--clear-groups"]
+        full = [SETPRIV, *ids, "--", *full]
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640),
+        (os.POSIX_SPAWN_DUP2, 1, 2),
+    ]
+    try:
+        pid = os.posix_spawn(full[0], full, env, file_actions=actions, setsid=True)
+    except OSError as e:
+        raise SpawnError(e.errno or 0, f"{program}: {e.strerror}") from None
+    start = start_time(pid)
+    if start is None:
+        # It ended already; it is still our child, so its exit will be read from the pidfd
+        # path as usual. Record a start time that no live process can match.
+        start = -1
+    return Proc(pid, start)
+
+
+def _primary_group(user: str) -> str:
+    import pwd
+
+    try:
+        entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+    except KeyError:
+        raise SpawnError(errno.EINVAL, f"no such user '{user}'") from None
+    return str(entry.pw_gid)
+
+
+def reap(pidfd: int) -> tuple[str, bool] | None:
+    """Read the exit of a child through its pidfd: (description, clean), or None if not ours."""
+    try:
+        result = os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG)
+    except ChildProcessError:
+        return None  # adopted: not our child, the status belongs to someone else
+    if result is None:
+        return None
+    return describe_exit(result.si_code, result.si_status)
+
+
+def describe_exit(code: int, status: int) -> tuple[str, bool]:
+    if code == os.CLD_EXITED:
+        return f"exit status {status}", status == 0
+    try:
+        name = signal.Signals(status).name
+    except ValueError:
+        name = f"signal {status}"
+    return f"killed by {name}" + (" (core dumped)" if code == os.CLD_DUMPED else ""), False
+
+
+def signal_target(pid: int, own_group: bool, sig: int) -> bool:
+    """Signal the process group rearm created (or, for an adopted process, the process alone).
+
+    Returns False when nothing was there to signal.
+    """
+    try:
+        if own_group:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def find_by_token(token: str) -> list[Proc]:
+    """Processes whose environment carries REARM_SPAWN_TOKEN=token.
+
+    After a crash between spawning and recording the pid, this finds the process that was
+    started, so the restarted daemon adopts it instead of starting a second one.
+    """
+    needle = f"{TOKEN_VAR}={token}".encode() + b"\0"
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                environ = f.read() + b"\0"
+        except OSError:
+            continue
+        if b"\0" + needle in b"\0" + environ:
+            start = start_time(int(entry))
+            if start is not None:
+                found.append(Proc(int(entry), start))
+    return found
+
+
+def find_by_argv(argv: list[str], exclude: set[int]) -> list[Proc]:
+    """Running processes whose command line is exactly `argv` (for /A adoption)."""
+    wanted = b"\0".join(a.encode() for a in argv) + b"\0"
+    found = []
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        if pid in exclude or pid == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if cmdline == wanted:
+            start = start_time(pid)
+            if start is not None:
+                found.append(Proc(pid, start))
+    return found
+
+
+def leads_own_group(pid: int) -> bool:
+    try:
+        return os.getpgid(pid) == pid
+    except ProcessLookupError:
+        return False
+
+
+def boot_id() -> str:
+    with open("/proc/sys/kernel/random/boot_id") as f:
+        return f.read().strip()

@@ -1,0 +1,164 @@
+"""armload, armkill and armem: thin, fast clients of the daemon (called from scripts, often).
+
+Imports only the parser, the model and the stdlib socket client: no asyncio, no daemon code.
+Exit status: 0 success, 1 refused or failed, 2 bad command line, 3 daemon not running.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from rearm.api.client import ApiFailure, DaemonNotRunning, call
+from rearm.arm import (
+    ARMEM_USAGE,
+    ARMKILL_USAGE,
+    ARMLOAD_USAGE,
+    ArmUsageError,
+    HelpRequested,
+    parse_armem,
+    parse_armkill,
+    parse_armload,
+)
+from rearm.model import LoadRequest, request_to_dict
+from rearm.paths import Home
+
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+EXIT_NO_DAEMON = 3
+
+
+def _split_home(args: list[str]) -> tuple[Home, list[str]]:
+    """`--home DIR` (or --home=DIR) may come first, as on every rearm command."""
+    if args and args[0] == "--home" and len(args) > 1:
+        return Home.from_env(args[1]), args[2:]
+    if args and args[0].startswith("--home="):
+        return Home.from_env(args[0].split("=", 1)[1]), args[1:]
+    return Home.from_env(), args
+
+
+def _fail(command: str, message: str, code: int) -> int:
+    print(f"{command}: {message}", file=sys.stderr)
+    return code
+
+
+def resolve_program(name: str) -> str:
+    """PATH as the caller's shell would find it, made absolute (the daemon has another cwd)."""
+    if "/" in name:
+        path = os.path.abspath(name)
+        if not os.path.isfile(path):
+            raise ArmUsageError(f"program '{name}' not found ({path} does not exist)")
+    else:
+        for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
+            path = os.path.join(folder or ".", name)
+            if os.path.isfile(path) and os.access(path, os.X_OK):
+                break
+        else:
+            raise ArmUsageError(f"program '{name}' not found in PATH")
+        path = os.path.abspath(path)
+    if not os.access(path, os.X_OK):
+        raise ArmUsageError(f"program '{path}' is not executable")
+    return path
+
+
+def armload(args: list[str]) -> int:
+    home, args = _split_home(args)
+    try:
+        req = parse_armload(args)
+        if req.argv is not None:
+            req = LoadRequest(
+                req.watch_id,
+                req.policy,
+                req.adopt,
+                req.wait,
+                None,
+                (resolve_program(req.argv[0]), *req.argv[1:]),
+                req.user,
+            )
+    except HelpRequested:
+        print(ARMLOAD_USAGE)
+        return 0
+    except ArmUsageError as e:
+        return _fail("armload", str(e), EXIT_USAGE)
+    env = dict(os.environ) if req.argv is not None else {}
+    request = {
+        "request": request_to_dict(req),
+        "group": os.environ.get("REARM_GROUP") or None,
+        "event": os.environ.get("REARM_EVENT") or None,
+        "env": env,
+    }
+    try:
+        call(home.socket, "armload", request)
+    except DaemonNotRunning as e:
+        return _fail("armload", str(e), EXIT_NO_DAEMON)
+    except ApiFailure as e:
+        return _fail("armload", str(e), EXIT_REFUSED)
+    return 0
+
+
+def armkill(args: list[str]) -> int:
+    home, args = _split_home(args)
+    try:
+        req = parse_armkill(args)
+    except HelpRequested:
+        print(ARMKILL_USAGE)
+        return 0
+    except ArmUsageError as e:
+        return _fail("armkill", str(e), EXIT_USAGE)
+    try:
+        result = call(
+            home.socket,
+            "armkill",
+            {"watch_id": req.watch_id, "keep_running": req.keep_running, "timeout": req.timeout},
+        )
+    except DaemonNotRunning as e:
+        return _fail("armkill", str(e), EXIT_NO_DAEMON)
+    except ApiFailure as e:
+        return _fail("armkill", str(e), EXIT_REFUSED)
+    message = str(result.get("message", "")) if isinstance(result, dict) else ""
+    if "SIGKILL" in message:
+        print(message)  # the target had to be killed: say so, as SPEC §5 asks
+    return 0
+
+
+def armem(args: list[str]) -> int:
+    home, args = _split_home(args)
+    try:
+        req = parse_armem(args)
+    except HelpRequested:
+        print(ARMEM_USAGE)
+        return 0
+    except ArmUsageError as e:
+        return _fail("armem", str(e), EXIT_USAGE)
+    from rearm.config import load_cluster, set_cluster_keys
+    from rearm.validate import ConfigError
+
+    try:
+        if req.mode is None:
+            print(load_cluster(home).final_action.value)
+            return 0
+        set_cluster_keys(home, {"final_action": req.mode.value})
+    except ConfigError as e:
+        return _fail("armem", str(e), EXIT_REFUSED)
+    except OSError as e:
+        return _fail("armem", f"cannot write {home.cluster_file}: {e.strerror}", EXIT_REFUSED)
+    try:
+        call(home.socket, "reload")
+    except DaemonNotRunning:
+        print("armem: the daemon is not running; the mode applies when it starts", file=sys.stderr)
+    except ApiFailure as e:
+        return _fail("armem", f"saved, but the daemon did not take it: {e}", EXIT_REFUSED)
+    print("Command succeeded.")
+    return 0
+
+
+def armload_main() -> int:
+    return armload(sys.argv[1:])
+
+
+def armkill_main() -> int:
+    return armkill(sys.argv[1:])
+
+
+def armem_main() -> int:
+    return armem(sys.argv[1:])

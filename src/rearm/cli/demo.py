@@ -1,0 +1,155 @@
+"""`rearm demo`: a whole cluster in a temporary home, in drill mode, to see recovery happen.
+
+It creates a cluster and a group whose start script armloads a small web server, starts the
+daemon, crashes the web server once with SIGKILL and shows rearm restarting it, then keeps
+running until Ctrl-C (or --seconds) and cleans up everything it started.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rearm.api.client import ApiFailure, DaemonNotRunning, call
+from rearm.config import create_group, script_path, write_atomic
+from rearm.paths import Home
+
+DEMO_PORT = 8471
+START_SCRIPT = """#!/bin/sh
+# The demo group's start script: one armload line in the START section.
+case "$REARM_EVENT" in
+START)
+    armload WEB /R 3 /H 1 /INT 1 {python} -m http.server {port} \
+        --bind 127.0.0.1 --directory "$REARM_HOME"
+    ;;
+esac
+"""
+STOP_SCRIPT = """#!/bin/sh
+case "$REARM_EVENT" in
+STOP)
+    armkill WEB
+    ;;
+esac
+"""
+
+
+def _wait_for(what: str, check: Callable[[], Any], timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+        except (DaemonNotRunning, ApiFailure):
+            value = None
+        if value:
+            return value
+        time.sleep(0.05)
+    raise RuntimeError(f"demo: timed out waiting for {what}")
+
+
+def _web_watch(home: Home) -> dict[str, Any] | None:
+    for group in call(home.socket, "status")["groups"]:
+        for w in group["watches"]:
+            if w["id"] == "WEB":
+                return dict(w)
+    return None
+
+
+def run_demo(home_dir: str | None, seconds: float) -> int:
+    root = home_dir or tempfile.mkdtemp(prefix="rearm-demo-")
+    home = Home.from_env(root)
+    rearm = [sys.executable, "-m", "rearm.cli.main", "--home", root]
+    env = {**os.environ, "REARM_HOME": root, "REARM_DRILL": "1"}
+    print(f"demo home: {root}  (REARM_HOME={root} rearm status)")
+    if not os.path.exists(home.cluster_file):
+        subprocess.run(
+            [
+                *rearm,
+                "cluster",
+                "create",
+                "--name",
+                "demo",
+                "--ip",
+                "127.0.0.1",
+                "--server",
+                "demo-server",
+                "--final-action",
+                "reboot",
+            ],
+            check=True,
+            env=env,
+        )
+    if not os.path.exists(home.group_dir("demo")):
+        create_group(home, "demo", description="a web server watched by rearm")
+        write_atomic(
+            script_path(home, "demo", "start"),
+            START_SCRIPT.format(python=sys.executable, port=DEMO_PORT),
+            0o755,
+        )
+        write_atomic(script_path(home, "demo", "stop"), STOP_SCRIPT, 0o755)
+    os.makedirs(home.var, exist_ok=True)
+    daemon_log = open(os.path.join(home.var, "daemon.log"), "ab")  # noqa: SIM115
+    daemon = subprocess.Popen(
+        [*rearm, "daemon"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=daemon_log,
+        stderr=daemon_log,
+        start_new_session=True,
+    )
+    try:
+        web = _wait_for(
+            "the demo group to come online",
+            lambda: (w := _web_watch(home)) and w["state"] == "running" and w,
+        )
+        print(
+            f"daemon pid {daemon.pid}; group demo online; WEB serves "
+            f"http://127.0.0.1:{DEMO_PORT}/ (pid {web['pid']})"
+        )
+        print(f"crashing WEB with SIGKILL (pid {web['pid']}) ...")
+        os.kill(web["pid"], signal.SIGKILL)
+        again = _wait_for(
+            "the restart",
+            lambda: (
+                (w := _web_watch(home)) and w["state"] == "running" and w["pid"] != web["pid"] and w
+            ),
+        )
+        print(
+            f"rearm restarted WEB: pid {again['pid']}, restarts {again['restarts']}, "
+            f"faults in window {again['faults_in_window']} of 3 allowed"
+        )
+        subprocess.run([*rearm, "status"], env=env)
+        print("event log:")
+        subprocess.run([*rearm, "log", "-n", "8"], env=env)
+        if seconds > 0:
+            print(f"running {seconds:g} s more ...")
+            time.sleep(seconds)
+        else:
+            print("running; Ctrl-C ends the demo (try: kill -9 the WEB pid, then rearm status)")
+            while daemon.poll() is None:
+                time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _stop(home, daemon)
+        daemon_log.close()
+        if home_dir is None:
+            shutil.rmtree(root, ignore_errors=True)
+    print("demo over: group stopped, daemon stopped" + ("" if home_dir else ", home removed"))
+    return 0
+
+
+def _stop(home: Home, daemon: subprocess.Popen[bytes]) -> None:
+    try:
+        call(home.socket, "shutdown", {"stop_groups": True})
+        daemon.wait(timeout=60)
+    except (DaemonNotRunning, ApiFailure, subprocess.TimeoutExpired):
+        if daemon.poll() is None:
+            os.killpg(daemon.pid, signal.SIGTERM)
+            daemon.wait(timeout=10)

@@ -1,0 +1,443 @@
+"""`rearm`: the admin command. Parsing and printing only; the work is in config and the daemon.
+
+Configuration commands (cluster, group create/delete/edit) write files themselves and then
+ask a running daemon to reload; operations on live state (status, group start/stop, log) go
+through the daemon's control API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+from rearm.api.client import ApiFailure, DaemonNotRunning, call, stream
+from rearm.paths import Home
+from rearm.validate import ConfigError
+
+
+class CommandError(Exception):
+    """A refusal from the admin CLI: one line on stderr, exit 1."""
+
+
+def _home(args: argparse.Namespace) -> Home:
+    return Home.from_env(args.home)
+
+
+def _api(args: argparse.Namespace, op: str, payload: dict[str, Any] | None = None) -> Any:
+    return call(_home(args).socket, op, payload or {})
+
+
+def _reload_if_running(home: Home) -> str | None:
+    try:
+        result = call(home.socket, "reload")
+    except DaemonNotRunning:
+        return None
+    needs = result.get("needs_restart") if isinstance(result, dict) else None
+    if needs:
+        return "applied; these need a daemon restart to take effect: " + ", ".join(needs)
+    return "applied to the running daemon"
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=False))
+
+
+# --- cluster ----------------------------------------------------------------------------------
+def cmd_cluster_create(args: argparse.Namespace) -> int:
+    from rearm.config import check_addresses, check_cluster_name, new_cluster_text, write_atomic
+    from rearm.model import Cluster, FinalAction
+
+    home = _home(args)
+    if os.path.exists(home.cluster_file) and not args.force:
+        raise CommandError(
+            f"a cluster is already configured in {home.cluster_file} "
+            "(use 'rearm cluster set', or --force to replace it)"
+        )
+    server = args.server or socket.gethostname()
+    check_cluster_name(args.name, server)
+    check_addresses(args.ip, args.interconnect)
+    cluster = Cluster(
+        name=args.name,
+        server=server,
+        ip=args.ip,
+        interconnect=args.interconnect,
+        final_action=FinalAction(args.final_action),
+    )
+    write_atomic(home.cluster_file, new_cluster_text(cluster))
+    for folder in (home.groups_dir, home.services_dir):
+        os.makedirs(folder, exist_ok=True)
+    print(f"cluster {cluster.name} created on server {server} ({home.cluster_file})")
+    return 0
+
+
+def cmd_cluster_show(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from rearm.config import load_cluster
+
+    home = _home(args)
+    cluster = asdict(load_cluster(home))
+    cluster = {k: (v.value if hasattr(v, "value") else v) for k, v in cluster.items()}
+    if os.environ.get("REARM_DRILL", "") not in ("", "0"):
+        cluster["drill_forced_by_environment"] = True
+    cluster["manager_url"] = None  # served from the Manager's issue on
+    if args.json:
+        _print_json(cluster)
+    else:
+        width = max(len(k) for k in cluster)
+        for key, value in cluster.items():
+            print(f"{key:<{width}}  {'' if value is None else value}")
+    return 0
+
+
+def cmd_cluster_set(args: argparse.Namespace) -> int:
+    from rearm.config import set_cluster_keys
+
+    assignments: dict[str, str] = {}
+    for item in args.assignments:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CommandError(f"'{item}': write KEY=VALUE, e.g. return_mode=manual")
+        assignments[key.strip()] = value.strip()
+    home = _home(args)
+    _, needs_restart = set_cluster_keys(home, assignments)
+    print("saved: " + ", ".join(f"{k}={v}" for k, v in assignments.items()))
+    applied = _reload_if_running(home)
+    if applied:
+        print(applied)
+    elif needs_restart:
+        print("the daemon is not running; the change applies when it starts")
+    return 0
+
+
+# --- groups -----------------------------------------------------------------------------------
+def cmd_group_create(args: argparse.Namespace) -> int:
+    from rearm.config import create_group, load_cluster
+
+    home = _home(args)
+    load_cluster(home)  # a group belongs to a cluster: refuse clearly before there is one
+    folder = create_group(
+        home, args.name, auto_start=not args.no_auto_start, description=args.description or ""
+    )
+    print(
+        f"group {args.name} created: edit {folder}/start.sh and stop.sh "
+        f"('rearm group edit {args.name} start')"
+    )
+    return 0
+
+
+def _group_state(home: Home, name: str) -> str | None:
+    try:
+        status = call(home.socket, "status")
+    except DaemonNotRunning:
+        return None
+    for group in status["groups"]:
+        if group["name"] == name:
+            return str(group["state"])
+    return None
+
+
+def cmd_group_delete(args: argparse.Namespace) -> int:
+    from rearm.config import load_group
+
+    home = _home(args)
+    load_group(home, args.name)
+    state = _group_state(home, args.name)
+    if state not in (None, "offline"):
+        raise CommandError(
+            f"group '{args.name}' is {state}: stop it first ('rearm group stop {args.name}')"
+        )
+    shutil.rmtree(home.group_dir(args.name))
+    print(f"group {args.name} deleted")
+    return 0
+
+
+def cmd_group_start(args: argparse.Namespace) -> int:
+    result = _api(args, "group_start", {"group": args.name})
+    print(f"group {args.name} is {result['state']}")
+    return 0
+
+
+def cmd_group_stop(args: argparse.Namespace) -> int:
+    result = _api(args, "group_stop", {"group": args.name})
+    print(result.get("message") or f"group {args.name} is {result['state']}")
+    return 0
+
+
+def cmd_group_show(args: argparse.Namespace) -> int:
+    from rearm.config import group_names, load_group
+
+    home = _home(args)
+    names = [args.name] if args.name else group_names(home)
+    try:
+        live = {g["name"]: g for g in call(home.socket, "status")["groups"]}
+    except DaemonNotRunning:
+        live = {}
+    shown = []
+    for name in names:
+        config = load_group(home, name)
+        shown.append(
+            {
+                "name": name,
+                "state": live.get(name, {}).get("state", "unknown (daemon not running)"),
+                "auto_start": config.auto_start,
+                "script_timeout": config.script_timeout,
+                "description": config.description,
+                "folder": home.group_dir(name),
+                "declared_watches": [w.watch_id for w in config.watches],
+                "watches": live.get(name, {}).get("watches", []),
+            }
+        )
+    if args.json:
+        _print_json(shown)
+        return 0
+    for g in shown:
+        print(
+            f"{g['name']}: {g['state']}  (auto_start={str(g['auto_start']).lower()}, {g['folder']})"
+        )
+        for w in g["watches"]:
+            print(f"    {_watch_line(w)}")
+    if not shown:
+        print("no groups (create one with 'rearm group create NAME')")
+    return 0
+
+
+def cmd_group_edit(args: argparse.Namespace) -> int:
+    from rearm.config import load_group, script_path
+
+    home = _home(args)
+    load_group(home, args.name)
+    state = _group_state(home, args.name)
+    if state not in (None, "offline"):
+        # As the original guide asks: stop the group before changing its scripts.
+        raise CommandError(f"group '{args.name}' is {state}: stop it before editing its scripts")
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    return subprocess.call([editor, script_path(home, args.name, args.which)])
+
+
+# --- status and log ---------------------------------------------------------------------------
+def _watch_line(w: dict[str, Any]) -> str:
+    policy = f"/R {w['retry']}" if w["retry"] else "no restart"
+    if w["retry"] and w["hours"]:
+        policy += f" /H {w['hours']}"
+    if w["retry"]:
+        policy += f" /INT {w['interval']}"
+    pid = w["pid"] if w["pid"] is not None else "-"
+    state = w["state"] + (" (stopping)" if w.get("stopping") else "")
+    line = (
+        f"{w['id']:<16} {state:<11} pid {pid!s:<8} restarts {w['restarts']:<3} "
+        f"faults {w['faults_in_window']:<3} {policy:<20} {w['target']}"
+    )
+    if w.get("detail") and w["state"] != "running":
+        line += f"  [{w['detail']}]"
+    return line
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    status = _api(args, "status")
+    if args.json:
+        _print_json(status)
+        return 0
+    c = status["cluster"]
+    drill = "on (final actions recorded, not executed)" if c["drill"] else "OFF"
+    print(f"cluster {c['name']} on {c['server']}: final action {c['final_action']}, drill {drill}")
+    for g in status["groups"]:
+        detail = f"  [{g['detail']}]" if g.get("detail") else ""
+        print(f"group {g['name']}: {g['state']}{detail}")
+        for w in g["watches"]:
+            print(f"    {_watch_line(w)}")
+    if status["watches"]:
+        print("watches outside any group:")
+        for w in status["watches"]:
+            print(f"    {_watch_line(w)}")
+    return 0
+
+
+def _parse_since(text: str) -> float:
+    """An ISO 8601 time, or a duration back from now: 30s, 10m, 2h, 1d."""
+    import datetime
+
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text[-1:] in units and text[:-1].isdigit():
+        return time.time() - int(text[:-1]) * units[text[-1]]
+    try:
+        when = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise CommandError(
+            f"--since '{text}': give an ISO 8601 time or a duration like 10m, 2h, 1d"
+        ) from None
+    if when.tzinfo is None:
+        when = when.astimezone()
+    return when.timestamp()
+
+
+def _event_line(e: dict[str, Any]) -> str:
+    where = "/".join(x for x in (e.get("group"), e.get("watch")) if x)
+    return f"{e['ts']}  {e['kind']:<16} {where + '  ' if where else ''}{e['message']}"
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    home = _home(args)
+    payload: dict[str, Any] = {"limit": args.lines}
+    if args.since:
+        payload["since"] = _parse_since(args.since)
+
+    def show(event: dict[str, Any]) -> None:
+        print(json.dumps(event) if args.json else _event_line(event), flush=True)
+
+    if args.follow:
+        try:
+            for event in stream(home.socket, "follow", payload):
+                show(event)
+        except KeyboardInterrupt:
+            return 0
+        return 0
+    for event in call(home.socket, "events", payload):
+        show(event)
+    return 0
+
+
+# --- daemon -----------------------------------------------------------------------------------
+def cmd_daemon(args: argparse.Namespace) -> int:
+    from rearm.daemon.main import run
+
+    return run(_home(args))
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    result = _api(args, "reload")
+    print(result["message"])
+    return 0
+
+
+def cmd_shutdown(args: argparse.Namespace) -> int:
+    result = _api(args, "shutdown", {"stop_groups": args.stop_groups})
+    print(result["message"])
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from rearm.cli.demo import run_demo
+
+    return run_demo(args.home, args.seconds)
+
+
+# --- parser -----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rearm", description="Application recovery for one Linux server."
+    )
+    parser.add_argument(
+        "--home",
+        metavar="DIR",
+        help="put etc/, var/ and run/ under DIR (default: $REARM_HOME, "
+        "else /etc/rearm, /var/lib/rearm, /run/rearm)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("daemon", help="run the server service in the foreground")
+    p.set_defaults(func=cmd_daemon)
+
+    cluster = sub.add_parser("cluster", help="create, show or change the cluster configuration")
+    csub = cluster.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = csub.add_parser("create", help="create the cluster configuration")
+    p.add_argument("--name", required=True, help="1-15 characters, not the hostname")
+    p.add_argument("--ip", required=True, help="management address (ADDR or ADDR/PREFIX)")
+    p.add_argument("--interconnect", help="heartbeat address, in a different network")
+    p.add_argument("--server", help="server name (default: this host's name)")
+    p.add_argument(
+        "--final-action",
+        default="none",
+        choices=["reboot", "shutdown", "panic", "stopgroup", "none"],
+    )
+    p.add_argument("--force", action="store_true", help="replace an existing configuration")
+    p.set_defaults(func=cmd_cluster_create)
+    p = csub.add_parser("show", help="print the cluster configuration")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_cluster_show)
+    p = csub.add_parser("set", help="change properties: KEY=VALUE ...")
+    p.add_argument("assignments", nargs="+", metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_cluster_set)
+
+    group = sub.add_parser("group", help="create, delete, start, stop, show or edit groups")
+    gsub = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = gsub.add_parser("create", help="create a group with template scripts")
+    p.add_argument("name")
+    p.add_argument(
+        "--no-auto-start", action="store_true", help="do not bring it online when the daemon starts"
+    )
+    p.add_argument("--description")
+    p.set_defaults(func=cmd_group_create)
+    for action, func, text in (
+        ("delete", cmd_group_delete, "delete an offline group"),
+        ("start", cmd_group_start, "bring a group online"),
+        ("stop", cmd_group_stop, "take a group offline"),
+    ):
+        p = gsub.add_parser(action, help=text)
+        p.add_argument("name")
+        p.set_defaults(func=func)
+    p = gsub.add_parser("show", help="show groups and their watches")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_group_show)
+    p = gsub.add_parser("edit", help="edit a start or stop script (group must be offline)")
+    p.add_argument("name")
+    p.add_argument("which", choices=["start", "stop"])
+    p.set_defaults(func=cmd_group_edit)
+
+    p = sub.add_parser("status", help="cluster, groups and watches")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("log", help="the event log")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--since", metavar="T", help="ISO 8601 time or a duration: 10m, 2h, 1d")
+    p.add_argument(
+        "--lines", "-n", type=int, default=50, metavar="N", help="the last N events (default 50)"
+    )
+    p.set_defaults(func=cmd_log)
+
+    p = sub.add_parser("reload", help="re-read the configuration (also SIGHUP)")
+    p.set_defaults(func=cmd_reload)
+    p = sub.add_parser("shutdown", help="stop the daemon (services keep running)")
+    p.add_argument(
+        "--stop-groups",
+        action="store_true",
+        help="take every group offline first (stops their services)",
+    )
+    p.set_defaults(func=cmd_shutdown)
+    p = sub.add_parser("demo", help="a demo cluster in a temporary home, in drill mode")
+    p.add_argument(
+        "--seconds",
+        type=float,
+        default=0,
+        help="stop by itself after this many seconds (default: run until Ctrl-C)",
+    )
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (CommandError, ConfigError, ApiFailure) as e:
+        print(f"rearm: {e}", file=sys.stderr)
+        return 1
+    except DaemonNotRunning as e:
+        print(f"rearm: {e}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Final actions (SPEC §6): reboot, shutdown, panic, stopgroup, none; drill mode; loop guard.
+
+Drill mode records reboot, shutdown and panic as `final_action` events with "drill": true and
+executes nothing. It is on unless cluster.toml says `drill = false` AND the daemon's environment
+does not say REARM_DRILL=1: a real reboot needs an explicit, deliberate setting.
+
+Only `MachineControl` touches the machine; its methods are reviewed here and never run by tests,
+demos or benchmarks (they all run in drill mode, and the fixtures set REARM_DRILL=1 as well).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from rearm.daemon.bus import EventBus
+from rearm.model import Cluster, FinalAction
+from rearm.store import Store
+
+log = logging.getLogger("rearm.actions")
+
+
+def drill_forced_by_env() -> bool:
+    return os.environ.get("REARM_DRILL", "") not in ("", "0")
+
+
+def is_drill(cluster: Cluster) -> bool:
+    return cluster.drill or drill_forced_by_env()
+
+
+class MachineControl:
+    """The real thing. Orderly where possible: services get to stop, disks get synced."""
+
+    def reboot(self) -> None:
+        self._systemctl("reboot", fallback=["/sbin/reboot"])
+
+    def shutdown(self) -> None:
+        self._systemctl("poweroff", fallback=["/sbin/poweroff"])
+
+    def panic(self) -> None:
+        # The guide's STOP error: a kernel crash, so a configured kdump captures the state.
+        with open("/proc/sys/kernel/sysrq", "w") as f:
+            f.write("1")
+        with open("/proc/sysrq-trigger", "w") as f:
+            f.write("c")
+
+    @staticmethod
+    def _systemctl(verb: str, fallback: list[str]) -> None:
+        systemctl = shutil.which("systemctl")
+        under_systemd = systemctl is not None and os.path.isdir("/run/systemd/system")
+        if under_systemd and subprocess.run([systemctl or "", "--no-block", verb]).returncode == 0:
+            return
+        subprocess.run(fallback, check=False)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    requested: FinalAction
+    action: FinalAction
+    drill: bool
+    guarded: bool
+
+
+StopGroup = Callable[[str | None, str], Awaitable[None]]
+
+
+class FinalActions:
+    def __init__(
+        self,
+        store: Store,
+        bus: EventBus,
+        boot_id: str,
+        stop_group: StopGroup,
+        machine: MachineControl | None = None,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.boot_id = boot_id
+        self.stop_group = stop_group
+        self.machine = machine or MachineControl()
+
+    def choose(
+        self, cluster: Cluster, requested: FinalAction, now: float
+    ) -> tuple[FinalAction, bool]:
+        """The action to take and whether the reboot-loop guard changed it."""
+        if requested in (FinalAction.REBOOT, FinalAction.PANIC):
+            recent = self.store.machine_actions_since(now - cluster.reboot_window)
+            if recent >= cluster.max_reboots:
+                return FinalAction.STOPGROUP, True
+        return requested, False
+
+    async def fire(self, cluster: Cluster, watch: str | None, group: str | None) -> Outcome:
+        """Record, then act. The record is committed before anything irreversible happens."""
+        requested = cluster.final_action
+        action, guarded = self.choose(cluster, requested, time.time())
+        drill = is_drill(cluster)
+        with self.store.transaction():
+            action_id = self.store.add_final_action(
+                requested.value, action.value, watch, group, drill, self.boot_id
+            )
+            if guarded:
+                self.bus.emit(
+                    "reboot_loop_guard",
+                    f"{requested.value} refused: {cluster.max_reboots} reboots/panics already "
+                    f"within {cluster.reboot_window} s; taking the group offline instead",
+                    severity="critical",
+                    group=group,
+                    watch=watch,
+                    data={
+                        "requested": requested.value,
+                        "max_reboots": cluster.max_reboots,
+                        "reboot_window": cluster.reboot_window,
+                    },
+                )
+            machine = action.takes_machine_down
+            self.bus.emit(
+                "final_action",
+                f"final action {action.value}"
+                + (" (drill: recorded, not executed)" if drill and machine else "")
+                + (f" for {watch}" if watch else ""),
+                severity="critical",
+                group=group,
+                watch=watch,
+                data={
+                    "action": action.value,
+                    "requested": requested.value,
+                    "drill": drill,
+                    "guarded": guarded,
+                },
+            )
+        outcome = Outcome(requested, action, drill, guarded)
+        if action is FinalAction.STOPGROUP:
+            await self.stop_group(group, f"final action for {watch}")
+        elif machine and not drill:
+            self.store.sync_hard()
+            log.critical("executing final action %s", action.value)
+            getattr(self.machine, action.value)()
+        with self.store.transaction():
+            self.store.mark_final_action_done(action_id)
+        return outcome

@@ -1,0 +1,69 @@
+"""The event bus: every event is stored, logged, and handed to each live subscriber.
+
+Subscribers (`rearm log --follow`, later alerts, metrics and the Manager) get a bounded queue of
+their own; one that falls behind loses its oldest events and is told how many, so a slow reader
+can never hold up recovery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from rearm.store import EventRow, Store
+
+log = logging.getLogger("rearm")
+
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+QUEUE_SIZE = 1000
+
+
+class Subscription:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[EventRow] = asyncio.Queue(QUEUE_SIZE)
+        self.dropped = 0
+
+    def offer(self, event: EventRow) -> None:
+        if self.queue.full():
+            self.queue.get_nowait()
+            self.dropped += 1
+        self.queue.put_nowait(event)
+
+
+class EventBus:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._subscribers: set[Subscription] = set()
+
+    def emit(
+        self,
+        kind: str,
+        message: str,
+        *,
+        severity: str = "info",
+        group: str | None = None,
+        watch: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> EventRow:
+        """Record an event. Inside a store transaction it commits (or not) with that transaction."""
+        event = self.store.add_event(time.time(), kind, severity, group, watch, message, data)
+        log.log(LEVELS.get(severity, logging.INFO), "%s: %s", kind, message)
+        for sub in self._subscribers:
+            sub.offer(event)
+        return event
+
+    def subscribe(self) -> Subscription:
+        sub = Subscription()
+        self._subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self._subscribers.discard(sub)

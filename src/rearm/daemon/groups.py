@@ -1,0 +1,240 @@
+"""Groups (SPEC §7): bring them online and offline with their scripts and declarative watches.
+
+One operation per group at a time (a lock each). Start: declarative watches, then start.sh
+with REARM_EVENT=START; stop: stop.sh with REARM_EVENT=STOP, then every watch of the group that
+is still there is ended as armkill would, so nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import sysconfig
+from collections.abc import Callable
+from typing import Any
+
+from rearm.api.server import ApiError
+from rearm.config import check_script, group_names, load_group, script_path
+from rearm.daemon.bus import EventBus
+from rearm.daemon.supervisor import Supervisor
+from rearm.model import Cluster, GroupState, ReturnMode
+from rearm.paths import Home
+from rearm.store import Store
+from rearm.validate import ConfigError
+
+log = logging.getLogger("rearm.groups")
+G = GroupState
+
+
+def commands_dir() -> str:
+    """The folder holding armload, armkill and armem, put first on the scripts' PATH."""
+    candidates = [
+        os.path.dirname(os.path.abspath(sys.argv[0])),
+        sysconfig.get_path("scripts"),
+        os.path.dirname(sys.executable),
+    ]
+    for folder in candidates:
+        if os.access(os.path.join(folder, "armload"), os.X_OK):
+            return folder
+    return candidates[1]
+
+
+class Groups:
+    def __init__(
+        self,
+        home: Home,
+        store: Store,
+        bus: EventBus,
+        supervisor: Supervisor,
+        boot_id: str,
+        cluster: Callable[[], Cluster],
+    ) -> None:
+        self.home = home
+        self.store = store
+        self.bus = bus
+        self.supervisor = supervisor
+        self.boot_id = boot_id
+        self.cluster = cluster
+        self.states: dict[str, tuple[GroupState, str | None]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.bin_dir = commands_dir()
+
+    def state(self, name: str) -> GroupState:
+        return self.states.get(name, (G.OFFLINE, None))[0]
+
+    def detail(self, name: str) -> str | None:
+        return self.states.get(name, (G.OFFLINE, None))[1]
+
+    def _set(
+        self,
+        name: str,
+        state: GroupState,
+        detail: str | None,
+        kind: str,
+        message: str,
+        severity: str = "info",
+    ) -> None:
+        with self.store.transaction():
+            self.states[name] = (state, detail)
+            self.store.set_group_state(name, state.value, self.boot_id, detail)
+            self.bus.emit(kind, message, severity=severity, group=name)
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        return self._locks.setdefault(name, asyncio.Lock())
+
+    # ------------------------------------------------------------------------------------------
+    async def start(self, name: str, reason: str = "operator") -> dict[str, Any]:
+        try:
+            config = load_group(self.home, name)
+        except ConfigError as e:
+            raise ApiError(str(e)) from None
+        lock = self._lock(name)
+        if lock.locked():
+            raise ApiError(f"group '{name}' is {self.state(name).value}: wait for it to finish")
+        async with lock:
+            if self.state(name) is G.ONLINE:
+                raise ApiError(f"group '{name}' is already online")
+            self._set(name, G.STARTING, None, "group_start", f"starting group {name} ({reason})")
+            problem = None
+            for request in config.watches:
+                try:
+                    await self.supervisor.load(request, name, "START", {})
+                except ApiError as e:
+                    problem = f"declarative watch {request.watch_id}: {e}"
+                    break
+            if problem is None:
+                path = script_path(self.home, name, "start")
+                if os.path.exists(path) or not config.watches:
+                    problem = await self.run_script(name, "start", "START", config.script_timeout)
+            if problem is not None:
+                self._set(
+                    name,
+                    G.ERROR,
+                    problem,
+                    "group_error",
+                    f"group {name} failed to start: {problem}",
+                    "error",
+                )
+                raise ApiError(f"group '{name}' failed to start: {problem}")
+            self._set(name, G.ONLINE, None, "group_online", f"group {name} is online")
+        return {"group": name, "state": G.ONLINE.value}
+
+    async def stop(self, name: str, reason: str = "operator") -> dict[str, Any]:
+        try:
+            config = load_group(self.home, name)
+            script_timeout, stop_timeout = config.script_timeout, config.stop_timeout
+        except ConfigError:
+            if name not in self.states:
+                raise ApiError(f"no group named '{name}' (see 'rearm group show')") from None
+            script_timeout, stop_timeout = 300, 40  # its files are gone: still end its watches
+        async with self._lock(name):
+            if self.state(name) is G.OFFLINE and not self.supervisor.watches_of(name):
+                return {
+                    "group": name,
+                    "state": G.OFFLINE.value,
+                    "message": f"group '{name}' is already offline",
+                }
+            self._set(name, G.STOPPING, None, "group_stop", f"stopping group {name} ({reason})")
+            problem = None
+            if os.path.exists(script_path(self.home, name, "stop")):
+                problem = await self.run_script(name, "stop", "STOP", script_timeout)
+                if problem is not None:
+                    self.bus.emit(
+                        "group_stop_script_failed",
+                        f"group {name}: {problem}",
+                        severity="warning",
+                        group=name,
+                    )
+            await self.supervisor.end_group(name, stop_timeout)
+            self._set(name, G.OFFLINE, problem, "group_offline", f"group {name} is offline")
+        return {"group": name, "state": G.OFFLINE.value}
+
+    async def run_recover(self, name: str, watch_id: str) -> str | None:
+        """/SCR: the start script again, with REARM_EVENT=RECOVER and REARM_WATCH."""
+        try:
+            config = load_group(self.home, name)
+        except ConfigError as e:
+            return str(e)
+        return await self.run_script(
+            name, "start", "RECOVER", config.script_timeout, {"REARM_WATCH": watch_id}
+        )
+
+    async def run_script(
+        self, name: str, which: str, event: str, timeout: int, extra: dict[str, str] | None = None
+    ) -> str | None:
+        """Run a group script; None when it succeeded, else why it did not."""
+        path = script_path(self.home, name, which)
+        problem = check_script(path)
+        if problem is not None:
+            return problem
+        cluster = self.cluster()
+        env = {
+            "PATH": f"{self.bin_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "LANG": os.environ.get("LANG", "C.UTF-8"),
+            "REARM_EVENT": event,
+            "REARM_GROUP": name,
+            "REARM_CLUSTER": cluster.name,
+            "REARM_SERVER": cluster.server,
+            "REARM_HOME": self.home.root or "",
+            **(extra or {}),
+        }
+        if self.home.root is None:
+            del env["REARM_HOME"]
+        os.makedirs(self.home.group_logs, exist_ok=True)
+        log_path = os.path.join(self.home.group_logs, f"{name}.log")
+        with open(log_path, "ab") as log_file:
+            log_file.write(f"--- {which}.sh {event}\n".encode())
+            log_file.flush()
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    path,
+                    env=env,
+                    cwd=self.home.group_dir(name),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=log_file,
+                    start_new_session=True,
+                )
+            except OSError as e:
+                return f"{which}.sh could not run: {e.strerror}"
+        try:
+            code = await asyncio.wait_for(proc.wait(), timeout)
+        except TimeoutError:
+            # The script's own session only: services it armloaded run in sessions of their own.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+            return f"{which}.sh exceeded its timeout of {timeout} s and was killed"
+        if code != 0:
+            return f"{which}.sh exited with status {code} (its output is in {log_path})"
+        return None
+
+    # ------------------------------------------------------------------------------------------
+    def recover(self) -> list[str]:
+        """Group states after a daemon start; returns the groups to bring online now."""
+        stored = self.store.group_states()
+        to_start = []
+        cluster = self.cluster()
+        for name in group_names(self.home):
+            state, boot, detail = stored.get(name, (G.OFFLINE.value, "", None))
+            if boot == self.boot_id:
+                # The daemon restarted within this boot: groups are as the operator left them.
+                if state in (G.STARTING.value, G.STOPPING.value):
+                    why = f"the daemon stopped while the group was {state}: start or stop it again"
+                    self.states[name] = (G.ERROR, why)
+                else:
+                    self.states[name] = (GroupState(state), detail)
+                continue
+            self.states[name] = (G.OFFLINE, None)
+            try:
+                auto = load_group(self.home, name).auto_start
+            except ConfigError as e:
+                self.bus.emit("config_error", str(e), severity="error", group=name)
+                continue
+            if auto and cluster.return_mode is ReturnMode.AUTO:
+                to_start.append(name)
+        return to_start

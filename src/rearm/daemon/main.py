@@ -1,0 +1,228 @@
+"""The daemon's wiring: build the parts, recover, serve, bring groups online, stop cleanly.
+
+Stopping the daemon (SIGTERM, SIGINT) leaves every service running: a restarted daemon
+re-adopts them. Only `rearm shutdown --stop-groups` takes the groups offline first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Coroutine
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from rearm.api.server import ApiError, ControlServer
+from rearm.backends import process
+from rearm.config import group_names, load_cluster, load_group
+from rearm.daemon.actions import FinalActions, is_drill
+from rearm.daemon.bus import EventBus
+from rearm.daemon.control import Control
+from rearm.daemon.groups import Groups
+from rearm.daemon.notify import notify
+from rearm.daemon.supervisor import Supervisor
+from rearm.model import Cluster, GroupState
+from rearm.paths import Home
+from rearm.store import Store
+from rearm.validate import ConfigError
+
+log = logging.getLogger("rearm")
+
+
+def _version() -> str:
+    try:
+        return version("rearm")
+    except PackageNotFoundError:
+        return "dev"
+
+
+class Daemon:
+    def __init__(self, home: Home, cluster: Cluster) -> None:
+        self.home = home
+        self.cluster = cluster
+        self.pid = os.getpid()
+        self.version = _version()
+        self.started = time.time()
+        self.boot_id = process.boot_id()
+        self.store = Store(home.state_db)
+        self.bus = EventBus(self.store)
+        self.supervisor = Supervisor(home, self.store, self.bus, self.boot_id)
+        self.groups = Groups(
+            home, self.store, self.bus, self.supervisor, self.boot_id, lambda: self.cluster
+        )
+        self.actions = FinalActions(self.store, self.bus, self.boot_id, self._stop_group_for)
+        self.supervisor.run_recover_script = self.groups.run_recover
+        self.supervisor.fire_final_action = self._fire
+        self.server = ControlServer(home.socket, cluster.admin_group)
+        Control(self).register()
+        self._exit = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stop_groups_on_exit = False
+
+    # ------------------------------------------------------------------------------------------
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_exit, False)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_from_signal)
+        self.bus.emit(
+            "daemon_start",
+            f"rearm daemon {self.version} started (pid {self.pid}, "
+            f"drill {'on' if is_drill(self.cluster) else 'OFF'})",
+            data={"pid": self.pid, "drill": is_drill(self.cluster)},
+        )
+        self.supervisor.recover()
+        to_start = self.groups.recover()
+        await self.server.start()
+        with open(self.home.pidfile, "w") as f:
+            f.write(f"{self.pid}\n")
+        notify("READY=1\nSTATUS=watching")
+        log.info("control socket %s", self.home.socket)
+        for name in to_start:
+            self._background(self._auto_start(name))
+        await self._exit.wait()
+        notify("STOPPING=1")
+        if self._stop_groups_on_exit:
+            for name, (state, _) in list(self.groups.states.items()):
+                if state is not GroupState.OFFLINE:
+                    with contextlib.suppress(ApiError):
+                        await self.groups.stop(name, "daemon shutdown")
+            for rt in self.supervisor.watches_of(None):
+                with contextlib.suppress(ApiError):
+                    await self.supervisor.stop(rt, keep_running=False, timeout=40)
+        await self.server.close()
+        self.bus.emit(
+            "daemon_stop",
+            "rearm daemon stopped; services left running"
+            if not self._stop_groups_on_exit
+            else "rearm daemon stopped",
+        )
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.home.pidfile)
+        self.store.close()
+        return 0
+
+    async def _auto_start(self, name: str) -> None:
+        try:
+            await self.groups.start(name, "auto start")
+        except ApiError as e:
+            log.error("%s", e)
+
+    def _background(self, coro: Coroutine[Any, Any, None]) -> None:
+        # The loop keeps only weak references to tasks: hold them until they are done.
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def request_exit(self, stop_groups: bool) -> None:
+        self._stop_groups_on_exit = self._stop_groups_on_exit or stop_groups
+        self._exit.set()
+
+    # ------------------------------------------------------------------------------------------
+    def reload(self) -> dict[str, Any]:
+        """Re-read cluster.toml; on error keep the running configuration and say why."""
+        try:
+            new = load_cluster(self.home)
+        except ConfigError as e:
+            self.bus.emit(
+                "config_error", f"reload refused, configuration kept: {e}", severity="error"
+            )
+            raise ApiError(f"reload refused, the running configuration is kept: {e}") from None
+        needs_restart = [k for k in ("admin_group",) if getattr(new, k) != getattr(self.cluster, k)]
+        self.cluster = new
+        self.bus.emit(
+            "config_reload",
+            "configuration reloaded"
+            + (f"; needs a daemon restart: {', '.join(needs_restart)}" if needs_restart else ""),
+            data={"needs_restart": needs_restart},
+        )
+        return {"message": "configuration reloaded", "needs_restart": needs_restart}
+
+    def _reload_from_signal(self) -> None:
+        with contextlib.suppress(ApiError):
+            self.reload()
+
+    async def _fire(self, watch: str, group: str | None) -> None:
+        await self.actions.fire(self.cluster, watch, group)
+
+    async def _stop_group_for(self, group: str | None, reason: str) -> None:
+        if group is not None:
+            await self.groups.stop(group, reason)
+
+    # ------------------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        now = time.time()
+        c = self.cluster
+        groups = []
+        names = set(group_names(self.home)) | set(self.groups.states)
+        for name in sorted(names):
+            try:
+                auto_start: bool | None = load_group(self.home, name).auto_start
+            except ConfigError:
+                auto_start = None
+            groups.append(
+                {
+                    "name": name,
+                    "state": self.groups.state(name).value,
+                    "detail": self.groups.detail(name),
+                    "auto_start": auto_start,
+                    "watches": [
+                        self.supervisor.describe(rt, now) for rt in self.supervisor.watches_of(name)
+                    ],
+                }
+            )
+        return {
+            "cluster": {
+                "name": c.name,
+                "server": c.server,
+                "final_action": c.final_action.value,
+                "drill": is_drill(c),
+                "manager_url": None,  # the Manager is not served yet
+                "return_mode": c.return_mode.value,
+            },
+            "daemon": {"pid": self.pid, "version": self.version, "since": self.started},
+            "groups": groups,
+            # Watches made outside any group script (e.g. armload typed at a shell).
+            "watches": [
+                self.supervisor.describe(rt, now) for rt in self.supervisor.watches_of(None)
+            ],
+        }
+
+
+def _already_running(home: Home) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        try:
+            sock.connect(home.socket)
+        except OSError:
+            return False
+    return True
+
+
+def run(home: Home) -> int:
+    logging.basicConfig(
+        level=os.environ.get("REARM_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(message)s"
+        if sys.stderr.isatty()
+        else "%(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        cluster = load_cluster(home)
+    except ConfigError as e:
+        print(f"rearm daemon: {e}", file=sys.stderr)
+        return 2
+    for folder in (home.etc, home.var, home.run):
+        os.makedirs(folder, mode=0o755, exist_ok=True)
+    if _already_running(home):
+        print(
+            f"rearm daemon: already running (control socket {home.socket} answers)", file=sys.stderr
+        )
+        return 1
+    daemon = Daemon(home, cluster)
+    return asyncio.run(daemon.run())

@@ -1,0 +1,662 @@
+"""Drives every watch's state machine with real processes, pidfds and timers.
+
+The respawn path, in full: the pidfd becomes readable -> `_on_exit` reaps the status -> the
+watch decides (policy) -> `_apply` commits the fault, the new state and the events in one
+transaction -> the restart timer fires after /INT -> `_spawn` starts the target again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rearm.api.server import ApiError
+from rearm.backends import process
+from rearm.backends.process import Proc, SpawnError
+from rearm.config import load_service
+from rearm.daemon import readiness
+from rearm.daemon.bus import EventBus
+from rearm.model import (
+    KillRequest,
+    LoadRequest,
+    ServiceDef,
+    TargetKind,
+    WatchState,
+    request_from_dict,
+    request_to_dict,
+    watch_key,
+)
+from rearm.paths import Home
+from rearm.store import Store, WatchRow
+from rearm.validate import ConfigError
+from rearm.watch import (
+    CancelRestart,
+    Effect,
+    Emit,
+    FireFinalAction,
+    Forget,
+    InvalidTransition,
+    KillLeftovers,
+    RecordFault,
+    RunRecoverScript,
+    ScheduleRestart,
+    Spawn,
+    StopTarget,
+    Watch,
+)
+
+log = logging.getLogger("rearm.supervisor")
+
+S = WatchState
+TARGET_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Caller variables that describe the caller, not the target: never passed on.
+DROP_ENV = (
+    "REARM_EVENT",
+    "REARM_WATCH",
+    process.TOKEN_VAR,
+    "NOTIFY_SOCKET",
+    "LISTEN_FDS",
+    "LISTEN_PID",
+)
+
+
+@dataclass
+class Runtime:
+    """What the daemon holds for one watch besides its pure state."""
+
+    watch: Watch
+    env: dict[str, str] = field(default_factory=dict)  # caller's environment (applications)
+    pid_start: int | None = None
+    own_group: bool = False
+    token: str | None = None
+    pidfd: int | None = None
+    timer: asyncio.TimerHandle | None = None
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    main_exited: asyncio.Event = field(default_factory=asyncio.Event)
+    settled: asyncio.Event = field(default_factory=asyncio.Event)  # left STARTING
+    forgotten: bool = False
+
+    def state(self) -> WatchState:
+        """Read afresh: the state changes while a coroutine awaits."""
+        return self.watch.state
+
+    @property
+    def key(self) -> str:
+        return watch_key(self.watch.watch_id)
+
+
+RecoverScript = Callable[[str, str], Awaitable[str | None]]
+FireAction = Callable[[str, str | None], Awaitable[None]]
+
+
+class Supervisor:
+    def __init__(self, home: Home, store: Store, bus: EventBus, boot_id: str) -> None:
+        self.home = home
+        self.store = store
+        self.bus = bus
+        self.boot_id = boot_id
+        self.runtimes: dict[str, Runtime] = {}
+        self._kept: set[asyncio.Task[Any]] = set()
+        # Wired by main.py: the group runner and the final actions (kept out of this module).
+        self.run_recover_script: RecoverScript | None = None
+        self.fire_final_action: FireAction | None = None
+
+    # ------------------------------------------------------------------------------------------
+    # armload
+    async def load(
+        self,
+        req: LoadRequest,
+        group: str | None,
+        event: str | None,
+        env: dict[str, str],
+    ) -> dict[str, Any]:
+        key = watch_key(req.watch_id)
+        existing = self.runtimes.get(key)
+        if existing is not None and existing.watch.state.is_alive:
+            w = existing.watch
+            if event == "RECOVER" and w.group == group:
+                if w.state is S.STARTING and w.pid is None:
+                    # The watch being recovered by /SCR: start it again, keeping its counters.
+                    existing.watch.request = req
+                    existing.env = _clean_env(env)
+                    self._spawn(existing)
+                    return await self._await_start(existing, req)
+                return {
+                    "id": w.watch_id,
+                    "state": w.state.value,
+                    "pid": w.pid,
+                    "message": f"{w.watch_id} is already running",
+                }
+            where = f"group {w.group}" if w.group else "no group"
+            raise ApiError(
+                f"watch ID '{req.watch_id}' is already in use by a live watch ({where}, "
+                f"{w.state.value}): armkill {w.watch_id} first, or choose another ID"
+            )
+        if req.policy.script and group is None:
+            raise ApiError(
+                "/SCR needs a group: it re-runs the group's start script, so the watch must be "
+                "created by a group's start script (REARM_GROUP is not set)"
+            )
+        service = self._service(req) if req.kind is TargetKind.SERVICE else None
+        running = self._find_running(req, service)
+        if running and not req.adopt and service is not None:
+            raise ApiError(
+                f"service '{service.name}' is already running (pid {running.pid}): "
+                "use /A to adopt it, or stop it first"
+            )
+        if existing is not None:  # a dead watch of the same ID: the new one replaces it
+            self._forget(existing)
+        rt = Runtime(
+            watch=Watch(req.watch_id, req, group, instance=uuid.uuid4().hex),
+            env=_clean_env(env),
+        )
+        self.runtimes[key] = rt
+        if running and req.adopt:
+            self._adopt(rt, running, "adopted the running process")
+        else:
+            problem = self._spawn(rt, first=True)
+            if problem is not None:
+                # A target that cannot even start once is a bad armload, not a fault to retry.
+                with self.store.transaction():
+                    self.store.delete_watch(key)
+                self._forget(rt)
+                raise ApiError(f"{req.watch_id}: cannot start {req.target}: {problem}")
+        return await self._await_start(rt, req)
+
+    async def _await_start(self, rt: Runtime, req: LoadRequest) -> dict[str, Any]:
+        w = rt.watch
+        if req.wait is not None and rt.state() is S.STARTING:
+            try:
+                await asyncio.wait_for(rt.settled.wait(), req.wait or None)
+            except TimeoutError:
+                raise ApiError(
+                    f"{w.watch_id} did not start within {req.wait} s (still starting; it stays "
+                    "watched: see 'rearm status')"
+                ) from None
+            if rt.state() is not S.RUNNING:
+                raise ApiError(f"{w.watch_id} did not start: {w.detail or w.state.value}")
+        return {"id": w.watch_id, "state": w.state.value, "pid": w.pid}
+
+    def _service(self, req: LoadRequest) -> ServiceDef:
+        assert req.service is not None
+        try:
+            service = load_service(self.home, req.service)
+        except ConfigError as e:
+            raise ApiError(str(e)) from None
+        if service is None:
+            raise ApiError(
+                f"unknown service '{req.service}': no definition at "
+                f"{self.home.service_file(req.service)} (see SPEC §2 for its keys)"
+            )
+        if service.pidfile is not None:
+            raise ApiError(
+                f"service '{service.name}': pidfile services (daemons that fork) are not "
+                "supported yet; run the daemon in the foreground instead"
+            )
+        return service
+
+    def _watched_pids(self) -> set[int]:
+        return {rt.watch.pid for rt in self.runtimes.values() if rt.watch.pid is not None}
+
+    def _find_running(self, req: LoadRequest, service: ServiceDef | None) -> Proc | None:
+        if service is not None:
+            found = process.find_by_argv(list(service.command), self._watched_pids())
+        elif req.adopt:
+            assert req.argv is not None
+            found = process.find_by_argv(list(req.argv), self._watched_pids())
+        else:
+            return None
+        return found[0] if found else None
+
+    # ------------------------------------------------------------------------------------------
+    # starting and adopting
+    def _target(self, rt: Runtime) -> tuple[list[str], dict[str, str], ServiceDef | None]:
+        req = rt.watch.request
+        env = {"PATH": TARGET_PATH, "LANG": os.environ.get("LANG", "C.UTF-8")}
+        service: ServiceDef | None = None
+        if req.service is not None:
+            service = self._service(req)
+            argv = list(service.command)
+            env.update(service.environment)
+        else:
+            assert req.argv is not None
+            argv = list(req.argv)
+            env.update(rt.env)
+        env["REARM_WATCH"] = rt.watch.watch_id
+        if rt.watch.group:
+            env["REARM_GROUP"] = rt.watch.group
+        return argv, env, service
+
+    def _spawn(self, rt: Runtime, first: bool = False) -> str | None:
+        """Start the target. The spawn token is committed first: a crash right after the spawn
+        lets the next daemon find this process instead of starting a second one.
+
+        With `first` (armload itself), a failure is returned for the caller to refuse; later
+        (a restart) it is a fault of the watch.
+        """
+        w = rt.watch
+        rt.token = uuid.uuid4().hex
+        rt.pid_start = None
+        rt.main_exited.clear()
+        rt.settled.clear()
+        with self.store.transaction():
+            self._save(rt)
+        try:
+            argv, env, service = self._target(rt)
+            env[process.TOKEN_VAR] = rt.token
+            user = service.user if service else w.request.user
+            proc = process.spawn(
+                argv,
+                env,
+                self.home.watch_log(w.watch_id),
+                cwd=service.directory if service else None,
+                user=user,
+                group=service.group if service else None,
+            )
+        except (SpawnError, ApiError) as e:
+            reason = e.strerror if isinstance(e, SpawnError) else str(e)
+            if first:
+                return str(reason)
+            self._apply(rt, w.start_failed(time.time(), f"cannot start: {reason}"))
+            return None
+        rt.pid_start = proc.start
+        rt.own_group = True
+        rt.pidfd = os.pidfd_open(proc.pid)  # our child: its pid cannot be reused before reaping
+        ready_check = service.ready if service else None
+        effects: list[Effect] = [
+            Emit(
+                "watch_start", "info", f"started {w.watch_id}: {w.request.target} (pid {proc.pid})"
+            )
+        ]
+        effects += w.started(proc.pid, ready=ready_check is None)
+        self._apply(rt, effects)
+        self._listen(rt)
+        if ready_check is not None:
+            self._task(rt, self._await_ready(rt, ready_check))
+        return None
+
+    def _adopt(self, rt: Runtime, proc: Proc, how: str) -> None:
+        pidfd = process.open_pidfd(proc)
+        if pidfd is None:  # it ended between finding and adopting: start it instead
+            self._spawn(rt)
+            return
+        rt.pidfd = pidfd
+        rt.pid_start = proc.start
+        rt.own_group = process.leads_own_group(proc.pid)
+        w = rt.watch
+        effects: list[Effect] = [
+            Emit("watch_adopt", "info", f"{w.watch_id}: {how} (pid {proc.pid})")
+        ]
+        effects += w.started(proc.pid, ready=True)
+        self._apply(rt, effects)
+        self._listen(rt)
+
+    async def _await_ready(self, rt: Runtime, check: Any) -> None:
+        await readiness.wait_ready(
+            check, lambda: rt.watch.state is S.STARTING and rt.watch.pid is not None
+        )
+        if rt.watch.state is S.STARTING and rt.watch.pid is not None and not rt.forgotten:
+            self._apply(
+                rt,
+                [
+                    Emit("watch_ready", "info", f"{rt.watch.watch_id} is ready"),
+                    *rt.watch.became_ready(),
+                ],
+            )
+
+    def _listen(self, rt: Runtime) -> None:
+        assert rt.pidfd is not None
+        asyncio.get_running_loop().add_reader(rt.pidfd, self._on_exit, rt)
+
+    # ------------------------------------------------------------------------------------------
+    # exits, restarts, final actions
+    def _on_exit(self, rt: Runtime) -> None:
+        assert rt.pidfd is not None
+        asyncio.get_running_loop().remove_reader(rt.pidfd)
+        outcome = process.reap(rt.pidfd)
+        os.close(rt.pidfd)
+        rt.pidfd = None
+        detail, clean = outcome or (
+            "ended (exit status unknown: not started by this daemon)",
+            False,
+        )
+        rt.main_exited.set()
+        try:
+            effects = rt.watch.exited(time.time(), detail, clean)
+        except InvalidTransition:
+            log.exception("exit of %s ignored", rt.watch.watch_id)
+            return
+        self._apply(rt, effects)
+
+    def _restart_due(self, rt: Runtime) -> None:
+        rt.timer = None
+        if rt.forgotten or rt.watch.state is not S.RESTARTING:
+            return
+        self._apply(rt, rt.watch.restart_due_now())
+
+    async def _recover_by_script(self, rt: Runtime) -> None:
+        w = rt.watch
+        problem: str | None = "the watch has no group"
+        if w.group is not None and self.run_recover_script is not None:
+            problem = await self.run_recover_script(w.group, w.watch_id)
+        if not rt.forgotten and w.state is S.STARTING and w.pid is None:
+            detail = problem or "the start script (RECOVER) did not start it again"
+            self._apply(rt, w.recover_script_missed(time.time(), detail))
+
+    def _apply(self, rt: Runtime, effects: list[Effect]) -> None:
+        """Commit what must survive a crash, then act on the rest."""
+        w = rt.watch
+        with self.store.transaction():
+            for e in effects:
+                if isinstance(e, RecordFault):
+                    self.store.add_fault(w.instance, rt.key, e.ts, e.detail)
+                elif isinstance(e, Emit):
+                    self.bus.emit(
+                        e.kind, e.message, severity=e.severity, group=w.group, watch=w.watch_id
+                    )
+                elif isinstance(e, Forget):
+                    self.store.delete_watch(rt.key)
+            if not any(isinstance(e, Forget) for e in effects):
+                self._save(rt)
+        if w.state is not S.STARTING:
+            rt.settled.set()
+        for e in effects:
+            if isinstance(e, KillLeftovers):
+                # Workers of the dead main process would hold its ports and files: end them.
+                if rt.own_group:
+                    process.signal_target(e.pid, True, signal.SIGKILL)
+            elif isinstance(e, ScheduleRestart):
+                loop = asyncio.get_running_loop()
+                if e.delay == 0:
+                    self._restart_due(rt)
+                else:
+                    rt.timer = loop.call_later(e.delay, self._restart_due, rt)
+            elif isinstance(e, CancelRestart):
+                if rt.timer is not None:
+                    rt.timer.cancel()
+                    rt.timer = None
+            elif isinstance(e, Spawn):
+                self._spawn(rt)
+            elif isinstance(e, RunRecoverScript):
+                self._task(rt, self._recover_by_script(rt))
+            elif isinstance(e, FireFinalAction):
+                if self.fire_final_action is not None:
+                    self._task(rt, self.fire_final_action(w.watch_id, w.group), keep=True)
+            elif isinstance(e, StopTarget):
+                pass  # armkill drives the stop itself (see kill)
+            elif isinstance(e, Forget):
+                self._forget(rt)
+
+    def _save(self, rt: Runtime) -> None:
+        w = rt.watch
+        stored = request_to_dict(w.request)
+        stored["env"] = rt.env
+        self.store.put_watch(
+            WatchRow(
+                key=rt.key,
+                instance=w.instance,
+                group=w.group,
+                request=stored,
+                state=w.state.value,
+                pid=w.pid,
+                pid_start=rt.pid_start,
+                own_group=rt.own_group,
+                token=rt.token,
+                restarts=w.restarts,
+                restart_due=w.restart_due,
+                boot_id=self.boot_id,
+                created=time.time(),
+                detail=w.detail,
+            )
+        )
+
+    def _forget(self, rt: Runtime) -> None:
+        rt.forgotten = True
+        rt.settled.set()
+        if rt.timer is not None:
+            rt.timer.cancel()
+        if rt.pidfd is not None:
+            asyncio.get_running_loop().remove_reader(rt.pidfd)
+            os.close(rt.pidfd)
+            rt.pidfd = None
+        for task in rt.tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+        if self.runtimes.get(rt.key) is rt:
+            del self.runtimes[rt.key]
+
+    def _task(self, rt: Runtime, coro: Awaitable[Any], keep: bool = False) -> None:
+        """Run `coro` for this watch. Its tasks end with it, except those that must `keep`
+        going when the watch is forgotten (a final action that takes its group offline)."""
+        task = asyncio.ensure_future(coro)
+        owner = self._kept if keep else rt.tasks
+        owner.add(task)
+        task.add_done_callback(owner.discard)
+
+    # ------------------------------------------------------------------------------------------
+    # armkill
+    async def kill(self, req: KillRequest) -> dict[str, Any]:
+        rt = self.runtimes.get(watch_key(req.watch_id))
+        if rt is None:
+            raise ApiError(f"unknown watch ID '{req.watch_id}' (see 'rearm status')")
+        return await self.stop(rt, req.keep_running, req.timeout)
+
+    async def stop(self, rt: Runtime, keep_running: bool, timeout: int) -> dict[str, Any]:
+        w = rt.watch
+        try:
+            effects = w.kill(keep_running, timeout)
+        except InvalidTransition as e:
+            raise ApiError(str(e)) from None
+        pid = w.pid
+        self._apply(rt, effects)
+        stop = next((e for e in effects if isinstance(e, StopTarget)), None)
+        if stop is None:
+            left = " (left running)" if keep_running and pid else ""
+            return {"id": w.watch_id, "message": f"{w.watch_id}: watch ended{left}"}
+        assert pid is not None
+        message = await self._stop_target(rt, pid, stop.timeout)
+        return {"id": w.watch_id, "message": message}
+
+    async def _stop_target(self, rt: Runtime, pid: int, timeout: int) -> str:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout == 0 else loop.time() + timeout
+        w = rt.watch
+        service = None
+        if w.request.service is not None:
+            with contextlib.suppress(ApiError):
+                service = self._service(w.request)
+        if service is not None and service.stop_command is not None:
+            await self._run_stop_command(rt, list(service.stop_command), deadline)
+        else:
+            sig = signal.Signals["SIG" + service.stop_signal] if service else signal.SIGTERM
+            process.signal_target(pid, rt.own_group, sig)
+        killed = not await self._wait_gone(rt, pid, deadline)
+        if killed:
+            process.signal_target(pid, rt.own_group, signal.SIGKILL)
+            await self._wait_gone(rt, pid, loop.time() + 10)
+        detail = f"killed with SIGKILL after {timeout} s" if killed else (w.detail or "ended")
+        self._apply(rt, w.stop_finished(detail))
+        return f"{w.watch_id} stopped" + (f": {detail}" if killed else "")
+
+    async def _wait_gone(self, rt: Runtime, pid: int, deadline: float | None) -> bool:
+        """Wait for the main process to exit and, for a group rearm created, all its members."""
+        loop = asyncio.get_running_loop()
+        remaining = None if deadline is None else max(0.0, deadline - loop.time())
+        try:
+            await asyncio.wait_for(rt.main_exited.wait(), remaining)
+        except TimeoutError:
+            return False
+        # Members of the group have no pidfd of ours: look every 20 ms, only while stopping.
+        while rt.own_group and process.group_alive(pid):
+            if deadline is not None and loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
+    async def _run_stop_command(self, rt: Runtime, argv: list[str], deadline: float | None) -> None:
+        _, env, _ = self._target(rt)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except OSError as e:
+            self.bus.emit(
+                "stop_command_failed",
+                f"{rt.watch.watch_id}: stop command: {e}",
+                severity="warning",
+                group=rt.watch.group,
+                watch=rt.watch.watch_id,
+            )
+            return
+        loop = asyncio.get_running_loop()
+        remaining = None if deadline is None else max(0.0, deadline - loop.time())
+        try:
+            await asyncio.wait_for(proc.wait(), remaining)
+        except TimeoutError:
+            process.signal_target(proc.pid, True, signal.SIGKILL)
+            await proc.wait()
+
+    # ------------------------------------------------------------------------------------------
+    # groups and status
+    def watches_of(self, group: str | None) -> list[Runtime]:
+        return [rt for rt in self.runtimes.values() if rt.watch.group == group]
+
+    async def end_group(self, group: str, timeout: int) -> None:
+        """After a group's stop script: end every watch of the group that is still there."""
+        jobs = []
+        for rt in self.watches_of(group):
+            if rt.watch.state is S.STOPPING:
+                jobs.append(self._wait_forgotten(rt))
+            else:
+                jobs.append(self.stop(rt, keep_running=False, timeout=timeout))
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                log.warning("ending a watch of group %s: %s", group, r)
+
+    async def _wait_forgotten(self, rt: Runtime) -> dict[str, Any]:
+        while not rt.forgotten:
+            await asyncio.sleep(0.05)
+        return {}
+
+    def describe(self, rt: Runtime, now: float) -> dict[str, Any]:
+        w = rt.watch
+        p = w.request.policy
+        state = w.state
+        return {
+            "id": w.watch_id,
+            "target": w.request.target,
+            "kind": w.request.kind.value,
+            # `stopping` is not a state of the contract: the target still runs until it ends.
+            "state": (S.RUNNING if state is S.STOPPING else state).value,
+            "stopping": state is S.STOPPING,
+            "pid": w.pid,
+            "restarts": w.restarts,
+            "faults_in_window": w.faults_in_window(now),
+            "retry": p.retry,
+            "hours": p.hours,
+            "interval": p.interval,
+            "script": p.script,
+            "detail": w.detail,
+            "log": self.home.watch_log(w.watch_id),
+        }
+
+    # ------------------------------------------------------------------------------------------
+    # after a daemon restart
+    def recover(self) -> None:
+        """Rebuild every watch from the store and re-attach to its live process."""
+        now = time.time()
+        for row in self.store.watches():
+            if row.boot_id != self.boot_id:
+                with self.store.transaction():
+                    self.store.delete_watch(row.key)
+                    self.bus.emit(
+                        "watch_lost",
+                        f"{row.request.get('watch_id', row.key)}: from before the last boot; "
+                        "its group's start script starts it again",
+                        severity="warning",
+                        group=row.group,
+                        watch=row.key,
+                    )
+                continue
+            self._recover_one(row, now)
+
+    def _recover_one(self, row: WatchRow, now: float) -> None:
+        req = request_from_dict(row.request)
+        env = row.request.get("env")
+        w = Watch(
+            req.watch_id,
+            req,
+            row.group,
+            row.instance,
+            state=WatchState(row.state),
+            pid=row.pid,
+            restarts=row.restarts,
+            fault_times=self.store.fault_times(row.instance),
+            detail=row.detail,
+            restart_due=row.restart_due,
+        )
+        rt = Runtime(
+            watch=w,
+            env=dict(env) if isinstance(env, dict) else {},
+            pid_start=row.pid_start,
+            own_group=row.own_group,
+            token=row.token,
+        )
+        self.runtimes[rt.key] = rt
+        if w.state in (S.STOPPED, S.FAILED, S.ESCALATED):
+            rt.settled.set()
+            return
+        if w.state is S.RESTARTING:
+            due = max(0.0, min((w.restart_due or now) - now, float(req.policy.interval)))
+            rt.timer = asyncio.get_running_loop().call_later(due, self._restart_due, rt)
+            return
+        if w.pid is not None and rt.pid_start is not None:
+            pidfd = process.open_pidfd(Proc(w.pid, rt.pid_start))
+            if pidfd is not None:
+                rt.pidfd = pidfd
+                self._listen(rt)
+                self.bus.emit(
+                    "watch_readopt",
+                    f"{w.watch_id}: re-adopted pid {w.pid}",
+                    group=w.group,
+                    watch=w.watch_id,
+                )
+                if w.state is S.STOPPING:
+                    self._task(rt, self._stop_target(rt, w.pid, 40))
+                elif w.state is S.STARTING:
+                    self._apply(rt, w.became_ready())
+                return
+            # It ended while no daemon was watching: that is a fault like any other.
+            rt.main_exited.set()
+            if w.state is S.STOPPING:
+                self._apply(rt, w.stop_finished("ended while the daemon was not running"))
+            else:
+                self._apply(rt, w.exited(now, "ended while the daemon was not running", False))
+            return
+        # STARTING without a recorded pid: a spawn may have happened just before a crash.
+        found = process.find_by_token(rt.token) if rt.token else []
+        if found:
+            self._adopt(rt, found[0], "re-adopted the process started before the daemon stopped")
+            rt.own_group = True
+        elif w.state is S.STARTING:
+            self._spawn(rt)
+        else:  # STOPPING with nothing left to stop
+            self._apply(rt, w.stop_finished("ended while the daemon was not running"))
+
+
+def _clean_env(env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k not in DROP_ENV and not k.startswith("REARM_SPAWN")}
