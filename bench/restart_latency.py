@@ -192,7 +192,10 @@ def stop_process(proc: subprocess.Popen[bytes], name: str, result: Result) -> No
         return
     except subprocess.TimeoutExpired:
         pass
-    result.notes.append(f"{name} (pid {proc.pid}) ignored SIGTERM for {STOP_GRACE} s: SIGKILLed")
+    result.notes.append(
+        f"{name} (pid {proc.pid}) did not exit within {STOP_GRACE} s of SIGTERM: "
+        "SIGKILLed its process group"
+    )
     # start_new_session=True made proc.pid its group id; the leader is not reaped yet,
     # so the id cannot have been reused.
     with suppress(ProcessLookupError):
@@ -752,8 +755,12 @@ def _raise_on_signal(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_on_signal)
+    # Explicit, because a shell starts background jobs with SIGINT ignored and Python
+    # then installs no handler; Ctrl-C and kill -INT must both clean up.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _raise_on_signal)
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:  # respect nohup
+        signal.signal(signal.SIGHUP, _raise_on_signal)
     if args.trials < 50:
         print(f"note: {args.trials} trials is below the 50 a p99 needs", file=sys.stderr)
 

@@ -391,7 +391,7 @@ def load_group(home: Home, name: str) -> GroupConfig:
         auto_start=t.bool_("auto_start", True),
         script_timeout=t.int_("script_timeout", 300, 1, 86400),
         stop_timeout=t.int_("stop_timeout", 40, 0, 3600),
-        description=t.str_("description", "") or "",
+        description=t.str_("description", "", empty_ok=True) or "",
         watches=watches,
     )
     t.finish()

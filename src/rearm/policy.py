@@ -43,35 +43,44 @@ class LetDie:
 Decision = Restart | Escalate | LetDie
 
 
-def window_start(now: float, policy: RestartPolicy) -> float | None:
-    """The oldest fault time that still counts, or None when every fault counts (no /H)."""
+def window_start(now: float, policy: RestartPolicy, hour: float = SECONDS_PER_HOUR) -> float | None:
+    """The time after which faults still count, or None when every fault counts (no /H).
+
+    `hour` is only ever shortened by the integration tests (see Supervisor.hour_seconds).
+    """
     if policy.hours is None:
         return None
-    return now - policy.hours * SECONDS_PER_HOUR
+    return now - policy.hours * hour
 
 
-def faults_in_window(now: float, fault_times: Iterable[float], policy: RestartPolicy) -> int:
+def faults_in_window(
+    now: float, fault_times: Iterable[float], policy: RestartPolicy, hour: float = SECONDS_PER_HOUR
+) -> int:
     """How many of `fault_times` count against the threshold at time `now`."""
-    start = window_start(now, policy)
+    start = window_start(now, policy, hour)
     if start is None:
         return sum(1 for _ in fault_times)
     # A fault exactly /H hours old has aged out: "within the last /H hours" is a half-open span.
     return sum(1 for t in fault_times if t > start)
 
 
-def decide(now: float, fault_times: Iterable[float], policy: RestartPolicy) -> Decision:
+def decide(
+    now: float, fault_times: Iterable[float], policy: RestartPolicy, hour: float = SECONDS_PER_HOUR
+) -> Decision:
     """What to do about a fault at `now`; `fault_times` already includes this fault."""
     if policy.retry is None:
         return LetDie()
-    count = faults_in_window(now, fault_times, policy)
+    count = faults_in_window(now, fault_times, policy, hour)
     if count > policy.retry:
         return Escalate(faults_in_window=count)
     return Restart(delay=policy.interval, via_script=policy.script, faults_in_window=count)
 
 
-def prune(now: float, fault_times: Iterable[float], policy: RestartPolicy) -> list[float]:
+def prune(
+    now: float, fault_times: Iterable[float], policy: RestartPolicy, hour: float = SECONDS_PER_HOUR
+) -> list[float]:
     """The fault times worth keeping: those that can still count now or later."""
-    start = window_start(now, policy)
+    start = window_start(now, policy, hour)
     if start is None:
         return list(fault_times)
     return [t for t in fault_times if t > start]

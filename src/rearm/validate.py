@@ -39,13 +39,20 @@ class Table:
     def has(self, key: str) -> bool:
         return key in self._data
 
-    def str_(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
+    def str_(
+        self,
+        key: str,
+        default: str | None = None,
+        *,
+        required: bool = False,
+        empty_ok: bool = False,
+    ) -> str | None:
         value = self._get(key)
         if value is None:
             if required:
                 raise self.error(key, "is required")
             return default
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or not (value or empty_ok):
             raise self.error(key, "must be a non-empty string")
         return value
 

@@ -111,6 +111,7 @@ class Watch:
     fault_times: list[float] = field(default_factory=list)
     detail: str | None = None
     restart_due: float | None = None  # wall time, persisted so a restarted daemon keeps it
+    hour: float = policy.SECONDS_PER_HOUR  # the length of /H's hour; shortened by tests only
 
     # --- inputs -------------------------------------------------------------------------------
     def started(self, pid: int, ready: bool) -> list[Effect]:
@@ -188,18 +189,20 @@ class Watch:
 
     # --- derived ------------------------------------------------------------------------------
     def faults_in_window(self, now: float) -> int:
-        return policy.faults_in_window(now, self.fault_times, self.request.policy)
+        return policy.faults_in_window(now, self.fault_times, self.request.policy, self.hour)
 
     # --- internals ----------------------------------------------------------------------------
     def _fault(
         self, now: float, detail: str, clean: bool, leftovers_of: int | None
     ) -> list[Effect]:
         self.detail = detail
-        self.fault_times = policy.prune(now, [*self.fault_times, now], self.request.policy)
+        self.fault_times = policy.prune(
+            now, [*self.fault_times, now], self.request.policy, self.hour
+        )
         effects: list[Effect] = [RecordFault(now, detail)]
         if leftovers_of is not None:
             effects.append(KillLeftovers(leftovers_of))
-        decision = policy.decide(now, self.fault_times, self.request.policy)
+        decision = policy.decide(now, self.fault_times, self.request.policy, self.hour)
         if isinstance(decision, policy.LetDie):
             effects.append(Emit("fault", "warning", f"{self.watch_id} ended: {detail}"))
             effects += self._to(S.STOPPED if clean else S.FAILED)

@@ -157,13 +157,26 @@ def signal_target(pid: int, own_group: bool, sig: int) -> bool:
 
 
 def group_alive(pgid: int) -> bool:
+    """Whether a process group still has a running member (zombies waiting for a parent that
+    is not rearm to reap them do not count: they have ended and can do nothing more)."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        fields = data[data.rindex(b")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
 
 
 def find_by_token(token: str) -> list[Proc]:

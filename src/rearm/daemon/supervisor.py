@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from rearm import policy
 from rearm.api.server import ApiError
 from rearm.backends import process
 from rearm.backends.process import Proc, SpawnError
@@ -83,6 +84,7 @@ class Runtime:
     main_exited: asyncio.Event = field(default_factory=asyncio.Event)
     settled: asyncio.Event = field(default_factory=asyncio.Event)  # left STARTING
     forgotten: bool = False
+    created: float = field(default_factory=time.time)
 
     def state(self) -> WatchState:
         """Read afresh: the state changes while a coroutine awaits."""
@@ -105,6 +107,7 @@ class Supervisor:
         self.boot_id = boot_id
         self.runtimes: dict[str, Runtime] = {}
         self._kept: set[asyncio.Task[Any]] = set()
+        self.hour_seconds = test_hour_seconds()
         # Wired by main.py: the group runner and the final actions (kept out of this module).
         self.run_recover_script: RecoverScript | None = None
         self.fire_final_action: FireAction | None = None
@@ -155,7 +158,9 @@ class Supervisor:
         if existing is not None:  # a dead watch of the same ID: the new one replaces it
             self._forget(existing)
         rt = Runtime(
-            watch=Watch(req.watch_id, req, group, instance=uuid.uuid4().hex),
+            watch=Watch(
+                req.watch_id, req, group, instance=uuid.uuid4().hex, hour=self.hour_seconds
+            ),
             env=_clean_env(env),
         )
         self.runtimes[key] = rt
@@ -413,7 +418,7 @@ class Supervisor:
                 restarts=w.restarts,
                 restart_due=w.restart_due,
                 boot_id=self.boot_id,
-                created=time.time(),
+                created=rt.created,
                 detail=w.detail,
             )
         )
@@ -608,6 +613,7 @@ class Supervisor:
             fault_times=self.store.fault_times(row.instance),
             detail=row.detail,
             restart_due=row.restart_due,
+            hour=self.hour_seconds,
         )
         rt = Runtime(
             watch=w,
@@ -615,6 +621,7 @@ class Supervisor:
             pid_start=row.pid_start,
             own_group=row.own_group,
             token=row.token,
+            created=row.created,
         )
         self.runtimes[rt.key] = rt
         if w.state in (S.STOPPED, S.FAILED, S.ESCALATED):
@@ -656,6 +663,15 @@ class Supervisor:
             self._spawn(rt)
         else:  # STOPPING with nothing left to stop
             self._apply(rt, w.stop_finished("ended while the daemon was not running"))
+
+
+def test_hour_seconds() -> float:
+    """The length of an /H hour. Tests shorten it with REARM_TEST_HOUR_SECONDS to see a window
+    expire; it is honoured only with REARM_DRILL=1 too, so no real setup can be fooled by it."""
+    text = os.environ.get("REARM_TEST_HOUR_SECONDS")
+    if text and os.environ.get("REARM_DRILL", "") not in ("", "0"):
+        return float(text)
+    return float(policy.SECONDS_PER_HOUR)
 
 
 def _clean_env(env: dict[str, str]) -> dict[str, str]:
