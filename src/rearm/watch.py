@@ -127,14 +127,18 @@ class Watch:
         self._expect("became_ready", S.STARTING)
         return self._to(S.RUNNING)
 
-    def exited(self, now: float, detail: str, clean: bool) -> list[Effect]:
-        """The main process ended. In STOPPING that is the armkill completing; else a fault."""
+    def exited(self, now: float, detail: str, clean: bool, seen: bool = True) -> list[Effect]:
+        """The main process ended. In STOPPING that is the armkill completing; else a fault.
+
+        `seen` is False when the end was not witnessed (it happened while no daemon ran): the
+        pid may since belong to someone else, so its process group is not touched.
+        """
         self._expect("exited", S.STARTING, S.RUNNING, S.STOPPING)
         pid, self.pid = self.pid, None
         if self.state is S.STOPPING:
             self.detail = detail
             return []  # stop_finished() ends the watch once the whole group is gone
-        return self._fault(now, detail, clean, leftovers_of=pid)
+        return self._fault(now, detail, clean, leftovers_of=pid if seen else None)
 
     def start_failed(self, now: float, detail: str) -> list[Effect]:
         """Spawning failed (missing program, bad user...): a fault like any other end."""

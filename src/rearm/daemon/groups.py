@@ -237,4 +237,11 @@ class Groups:
                 continue
             if auto and cluster.return_mode is ReturnMode.AUTO:
                 to_start.append(name)
+            elif auto:
+                self.bus.emit(
+                    "group_waiting",
+                    f"group {name} waits for an operator "
+                    "(return_mode = manual): rearm group start " + name,
+                    group=name,
+                )
         return to_start

@@ -652,7 +652,9 @@ class Supervisor:
             if w.state is S.STOPPING:
                 self._apply(rt, w.stop_finished("ended while the daemon was not running"))
             else:
-                self._apply(rt, w.exited(now, "ended while the daemon was not running", False))
+                self._apply(
+                    rt, w.exited(now, "ended while the daemon was not running", False, seen=False)
+                )
             return
         # STARTING without a recorded pid: a spawn may have happened just before a crash.
         found = process.find_by_token(rt.token) if rt.token else []
