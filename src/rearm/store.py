@@ -269,6 +269,14 @@ class Store:
         assert cur.lastrowid is not None
         return cur.lastrowid
 
+    def pending_final_actions(self) -> list[tuple[int, str, str | None, str | None, bool, str]]:
+        """Final actions recorded but not marked done: (id, action, watch, group, drill, boot)."""
+        rows = self.db.execute(
+            "SELECT id, action, watch, grp, drill, boot_id FROM final_actions WHERE done=0"
+            " ORDER BY id"
+        ).fetchall()
+        return [(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
+
     def mark_final_action_done(self, action_id: int) -> None:
         self.db.execute("UPDATE final_actions SET done=1 WHERE id=?", (action_id,))
 

@@ -86,3 +86,27 @@ def test_reboot_loop_guard_turns_the_fourth_reboot_into_stopgroup(cluster: Clust
 
 def test_drill_reported_in_status(cluster: Cluster) -> None:
     assert cluster.status()["cluster"]["drill"] is True
+
+
+def test_an_interrupted_stopgroup_is_carried_out_once_after_a_crash(cluster: Cluster) -> None:
+    import sqlite3
+    import time
+
+    cluster.write_group("cut", "armload CUTW /R 1 /bin/sleep 1000")
+    cluster.rearm("group", "start", "cut")
+    pid = cluster.wait_running("CUTW")["pid"]
+    cluster.kill_daemon(signal.SIGKILL)
+    # As if the daemon died between recording the action and carrying it out.
+    boot = open("/proc/sys/kernel/random/boot_id").read().strip()
+    with sqlite3.connect(cluster.home / "var" / "state.db") as conn:
+        conn.execute(
+            "INSERT INTO final_actions (ts, requested, action, watch, grp, drill, boot_id, done)"
+            " VALUES (?, 'stopgroup', 'stopgroup', 'CUTW', 'cut', 1, ?, 0)",
+            (time.time(), boot),
+        )
+    cluster.start_daemon()
+    wait_for("the group offline", lambda: cluster.group("cut")["state"] == "offline")  # type: ignore[index]
+    assert not alive(pid)
+    assert len(cluster.events("final_action_resumed")) == 1
+    with sqlite3.connect(cluster.home / "var" / "state.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM final_actions WHERE done=0").fetchone()[0] == 0

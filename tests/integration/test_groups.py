@@ -74,6 +74,8 @@ def test_failing_start_script_sets_error(cluster: Cluster) -> None:
     g = cluster.group("bad")
     assert g is not None and g["state"] == "error" and "status 7" in g["detail"]
     assert cluster.events("group_error")
+    r = cluster.run("rearm", "group", "start", "bad")
+    assert r.returncode == 1 and "rearm group stop bad" in r.stderr
     # Stopping a group in error ends what its script had started.
     pid = cluster.watch("BADW")["pid"]  # type: ignore[index]
     cluster.rearm("group", "stop", "bad")

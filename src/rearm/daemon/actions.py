@@ -133,13 +133,42 @@ class FinalActions:
                     "guarded": guarded,
                 },
             )
-        outcome = Outcome(requested, action, drill, guarded)
+        await self._carry_out(action_id, action, watch, group, drill)
+        return Outcome(requested, action, drill, guarded)
+
+    async def _carry_out(
+        self,
+        action_id: int,
+        action: FinalAction,
+        watch: str | None,
+        group: str | None,
+        drill: bool,
+    ) -> None:
         if action is FinalAction.STOPGROUP:
             await self.stop_group(group, f"final action for {watch}")
-        elif machine and not drill:
+        elif action.takes_machine_down and not drill:
             self.store.sync_hard()
             log.critical("executing final action %s", action.value)
             getattr(self.machine, action.value)()
         with self.store.transaction():
             self.store.mark_final_action_done(action_id)
-        return outcome
+
+    async def resume(self) -> None:
+        """After a daemon crash: finish the final actions that were recorded but not done.
+
+        One from an earlier boot was done (the machine went down); one from this boot was cut
+        short by the crash and is carried out now -- recorded once, never fired twice.
+        """
+        for action_id, action, watch, group, drill, boot in self.store.pending_final_actions():
+            if boot != self.boot_id:
+                with self.store.transaction():
+                    self.store.mark_final_action_done(action_id)
+                continue
+            self.bus.emit(
+                "final_action_resumed",
+                f"carrying out final action {action} for {watch} (interrupted by a daemon restart)",
+                severity="warning",
+                group=group,
+                watch=watch,
+            )
+            await self._carry_out(action_id, FinalAction(action), watch, group, drill)

@@ -98,6 +98,12 @@ class Groups:
         async with lock:
             if self.state(name) is G.ONLINE:
                 raise ApiError(f"group '{name}' is already online")
+            if self.state(name) is G.ERROR:
+                # Its failed start may have left watches behind: a clean stop comes first.
+                raise ApiError(
+                    f"group '{name}' is in error ({self.detail(name)}): take it "
+                    f"offline first with 'rearm group stop {name}', then start it"
+                )
             self._set(name, G.STARTING, None, "group_start", f"starting group {name} ({reason})")
             problem = None
             for request in config.watches:

@@ -84,6 +84,7 @@ class Daemon:
             f.write(f"{self.pid}\n")
         notify("READY=1\nSTATUS=watching")
         log.info("control socket %s", self.home.socket)
+        self._background(self.actions.resume())
         for name in to_start:
             self._background(self._auto_start(name))
         await self._exit.wait()
