@@ -144,10 +144,16 @@ def cluster_from_table(t: Table) -> Cluster:
         raise t.error("name", str(e)) from None
     ip = t.req_str("ip")
     interconnect = t.str_("interconnect")
+    for key, address in (("ip", ip), ("interconnect", interconnect)):
+        if address is not None:
+            try:
+                _network(address)
+            except ConfigError as e:
+                raise t.error(key, str(e)) from None
     try:
         check_addresses(ip, interconnect)
     except ConfigError as e:
-        raise t.error("interconnect" if interconnect else "ip", str(e)) from None
+        raise t.error("interconnect", str(e)) from None
     cluster = Cluster(
         name=name,
         server=server,
@@ -270,6 +276,11 @@ def set_cluster_keys(home: Home, assignments: dict[str, str]) -> tuple[Cluster, 
 # --- services ---------------------------------------------------------------------------------
 
 
+def _host_port(text: str) -> bool:
+    match = re.fullmatch(r"\[?[0-9A-Za-z.:-]+\]?:([0-9]{1,5})", text)
+    return match is not None and 1 <= int(match.group(1)) <= 65535
+
+
 def check_service_name(name: str) -> str:
     low = name.lower()
     if not SERVICE_NAME_RE.match(low):
@@ -304,10 +315,8 @@ def load_service(home: Home, name: str) -> ServiceDef | None:
         chosen = [k for k in ("tcp", "http", "command") if getattr(ready, k) is not None]
         if len(chosen) != 1:
             raise t.error("ready", "give exactly one of tcp, http or command")
-        if ready.tcp is not None and not re.fullmatch(
-            r"\[?[0-9A-Za-z.:-]+\]?:[0-9]{1,5}", ready.tcp
-        ):
-            raise rt.error("tcp", "must be HOST:PORT, e.g. 127.0.0.1:6379")
+        if ready.tcp is not None and not _host_port(ready.tcp):
+            raise rt.error("tcp", "must be HOST:PORT, port 1-65535, e.g. 127.0.0.1:6379")
         if ready.http is not None and not ready.http.startswith("http://"):
             raise rt.error("http", "must be an http:// URL, e.g. http://127.0.0.1/")
     directory = t.str_("directory")
@@ -461,7 +470,16 @@ def create_group(home: Home, name: str, auto_start: bool = True, description: st
 
 
 def _toml_str(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    """A TOML basic string holding `text` exactly: control characters are escaped as well."""
+    out = []
+    for ch in text:
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append({"\n": "\\n", "\t": "\\t"}.get(ch, f"\\u{ord(ch):04X}"))
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
 
 
 def script_path(home: Home, group: str, which: str) -> str:

@@ -125,6 +125,8 @@ class Watch:
 
     def became_ready(self) -> list[Effect]:
         self._expect("became_ready", S.STARTING)
+        if self.pid is None:
+            raise InvalidTransition(f"{self.watch_id}: ready without a running process")
         return self._to(S.RUNNING)
 
     def exited(self, now: float, detail: str, clean: bool, seen: bool = True) -> list[Effect]:
@@ -167,6 +169,7 @@ class Watch:
     def recover_script_missed(self, now: float, detail: str) -> list[Effect]:
         """/SCR: the RECOVER script ran but did not start this watch again."""
         self._expect("recover_script_missed", S.STARTING)
+        self.pid = None
         return self._fault(now, detail, clean=False, leftovers_of=None)
 
     def kill(self, leave_running: bool, timeout: int) -> list[Effect]:

@@ -300,7 +300,7 @@ def test_an_old_fault_outside_the_window_never_changes_the_decision(
     assert policy.hours is not None
     history = times(now, fault_ages)
     old = float(now - policy.hours * HOUR - extra)  # at or before the window's start
-    with_old = history[:position] + [old] + history[position:]
+    with_old = [*history[:position], old, *history[position:]]
     assert decide(now, with_old, policy) == decide(now, history, policy)
     assert faults_in_window(now, with_old, policy) == faults_in_window(now, history, policy)
 
