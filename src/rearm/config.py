@@ -162,13 +162,16 @@ def cluster_from_table(t: Table) -> Cluster:
         final_action=t.choice("final_action", FinalAction, FinalAction.NONE),
         drill=t.bool_("drill", True),
         return_mode=t.choice("return_mode", ReturnMode, ReturnMode.AUTO),
-        heartbeat_timeout=t.int_("heartbeat_timeout", 90, 5, 3600),
+        heartbeat_timeout=t.int_("heartbeat_timeout", 90, 2, 3600),
         heartbeat_action=t.choice("heartbeat_action", HeartbeatAction, HeartbeatAction.NONE),
         max_reboots=t.int_("max_reboots", 3, 1, 100),
         reboot_window=t.int_("reboot_window", 3600, 60, 7 * 24 * 3600),
         admin_group=t.str_("admin_group"),
         manager_port=t.int_("manager_port", 8470, 1, 65535),
+        watchdog_device=t.str_("watchdog_device"),
     )
+    if cluster.watchdog_device is not None and not os.path.isabs(cluster.watchdog_device):
+        raise t.error("watchdog_device", "must be an absolute path, e.g. /dev/watchdog")
     # Sections owned by later parts (alerts, manager, licenses) are read by their own loaders.
     t.finish(frozenset({"alerts", "manager", "license", "require_license"}))
     return cluster
@@ -204,6 +207,7 @@ SETTABLE: dict[str, Any] = {
     "reboot_window": _as_int,
     "admin_group": str,
     "manager_port": _as_int,
+    "watchdog_device": str,
 }
 # What a running daemon cannot take over without a restart.
 NEEDS_RESTART = frozenset({"admin_group"})

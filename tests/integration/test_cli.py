@@ -245,10 +245,10 @@ def test_cluster_set_validates_and_reloads(cluster: Cluster) -> None:
     assert r.returncode == 1 and "max_reboots" in r.stderr
     r = cluster.run("rearm", "cluster", "set", "colour=blue")
     assert r.returncode == 1 and "settable" in r.stderr
-    out = cluster.rearm("cluster", "set", "return_mode=manual", "interconnect=192.168.93.1")
+    out = cluster.rearm("cluster", "set", "return_mode=manual", "interconnect=127.0.1.1")
     assert "applied to the running daemon" in out
     shown = json.loads(cluster.rearm("cluster", "show", "--json"))
-    assert shown["return_mode"] == "manual" and shown["interconnect"] == "192.168.93.1"
+    assert shown["return_mode"] == "manual" and shown["interconnect"] == "127.0.1.1"
     assert cluster.status()["cluster"]["return_mode"] == "manual"
 
 

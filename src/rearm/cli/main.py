@@ -63,6 +63,8 @@ def cmd_cluster_create(args: argparse.Namespace) -> int:
     server = args.server or socket.gethostname()
     check_cluster_name(args.name, server)
     check_addresses(args.ip, args.interconnect)
+    if not args.no_address_check:
+        _check_local(args.ip, args.interconnect)
     cluster = Cluster(
         name=args.name,
         server=server,
@@ -75,6 +77,18 @@ def cmd_cluster_create(args: argparse.Namespace) -> int:
         os.makedirs(folder, exist_ok=True)
     print(f"cluster {cluster.name} created on server {server} ({home.cluster_file})")
     return 0
+
+
+def _check_local(*addresses: str | None) -> None:
+    from rearm.netcheck import is_local_address
+
+    for address in addresses:
+        if address is not None and not is_local_address(address):
+            raise CommandError(
+                f"address '{address}' is not an address of this host (see 'ip addr'); add it "
+                "to an interface first, or give --no-address-check to prepare a configuration "
+                "for another machine"
+            )
 
 
 def cmd_cluster_show(args: argparse.Namespace) -> int:
@@ -107,6 +121,8 @@ def cmd_cluster_set(args: argparse.Namespace) -> int:
             raise CommandError(f"'{item}': write KEY=VALUE, e.g. return_mode=manual")
         assignments[key.strip()] = value.strip()
     home = _home(args)
+    if not args.no_address_check:
+        _check_local(assignments.get("ip"), assignments.get("interconnect") or None)
     _, needs_restart = set_cluster_keys(home, assignments)
     print("saved: " + ", ".join(f"{k}={v}" for k, v in assignments.items()))
     applied = _reload_if_running(home)
@@ -323,6 +339,29 @@ def cmd_shutdown(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reprep(args: argparse.Namespace) -> int:
+    """The guide's sreprep: after a hostname change, bind the cluster to the new name."""
+    from rearm.config import load_cluster, set_cluster_keys
+
+    home = _home(args)
+    cluster = load_cluster(home)
+    hostname = socket.gethostname()
+    if cluster.name.lower() == hostname.lower():
+        raise CommandError(
+            f"the cluster name '{cluster.name}' now equals the hostname: rename the cluster "
+            f"first ('rearm cluster set name=NEWNAME'), then run 'rearm reprep' again"
+        )
+    if cluster.server == hostname:
+        print(f"cluster {cluster.name} is already bound to server {hostname}")
+        return 0
+    set_cluster_keys(home, {"server": hostname})
+    print(f"cluster {cluster.name}: server {cluster.server} -> {hostname}")
+    applied = _reload_if_running(home)
+    if applied:
+        print(applied)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from rearm.cli.demo import run_demo
 
@@ -358,12 +397,22 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["reboot", "shutdown", "panic", "stopgroup", "none"],
     )
     p.add_argument("--force", action="store_true", help="replace an existing configuration")
+    p.add_argument(
+        "--no-address-check",
+        action="store_true",
+        help="accept addresses that are not (yet) on this host",
+    )
     p.set_defaults(func=cmd_cluster_create)
     p = csub.add_parser("show", help="print the cluster configuration")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_cluster_show)
     p = csub.add_parser("set", help="change properties: KEY=VALUE ...")
     p.add_argument("assignments", nargs="+", metavar="KEY=VALUE")
+    p.add_argument(
+        "--no-address-check",
+        action="store_true",
+        help="accept addresses that are not (yet) on this host",
+    )
     p.set_defaults(func=cmd_cluster_set)
 
     group = sub.add_parser("group", help="create, delete, start, stop, show or edit groups")
@@ -414,6 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="take every group offline first (stops their services)",
     )
     p.set_defaults(func=cmd_shutdown)
+    p = sub.add_parser("reprep", help="re-bind the configuration to the current hostname")
+    p.set_defaults(func=cmd_reprep)
     p = sub.add_parser("demo", help="a demo cluster in a temporary home, in drill mode")
     p.add_argument(
         "--seconds",

@@ -25,6 +25,7 @@ from rearm.daemon.actions import FinalActions, is_drill
 from rearm.daemon.bus import EventBus
 from rearm.daemon.control import Control
 from rearm.daemon.groups import Groups
+from rearm.daemon.heartbeat import Heartbeat
 from rearm.daemon.notify import notify
 from rearm.daemon.supervisor import Supervisor
 from rearm.model import Cluster, GroupState
@@ -60,6 +61,7 @@ class Daemon:
         self.supervisor.run_recover_script = self.groups.run_recover
         self.supervisor.fire_final_action = self._fire
         self.server = ControlServer(home.socket, cluster.admin_group)
+        self.heartbeat = Heartbeat(home.state_db, is_drill(cluster))
         Control(self).register()
         self._exit = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -77,6 +79,7 @@ class Daemon:
             f"drill {'on' if is_drill(self.cluster) else 'OFF'})",
             data={"pid": self.pid, "drill": is_drill(self.cluster)},
         )
+        self.heartbeat.start(self.cluster, is_drill(self.cluster))
         self.supervisor.recover()
         to_start = self.groups.recover()
         await self.server.start()
@@ -98,6 +101,7 @@ class Daemon:
                 with contextlib.suppress(ApiError):
                     await self.supervisor.stop(rt, keep_running=False, timeout=40)
         await self.server.close()
+        self.heartbeat.stop()
         self.bus.emit(
             "daemon_stop",
             "rearm daemon stopped; services left running"
@@ -137,6 +141,7 @@ class Daemon:
             raise ApiError(f"reload refused, the running configuration is kept: {e}") from None
         needs_restart = [k for k in ("admin_group",) if getattr(new, k) != getattr(self.cluster, k)]
         self.cluster = new
+        self.heartbeat.start(new, is_drill(new))  # restarts the keeper only if its settings changed
         self.bus.emit(
             "config_reload",
             "configuration reloaded"
