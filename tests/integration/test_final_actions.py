@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 from .harness import Cluster, alive, wait_for
 
@@ -97,7 +98,7 @@ def test_an_interrupted_stopgroup_is_carried_out_once_after_a_crash(cluster: Clu
     pid = cluster.wait_running("CUTW")["pid"]
     cluster.kill_daemon(signal.SIGKILL)
     # As if the daemon died between recording the action and carrying it out.
-    boot = open("/proc/sys/kernel/random/boot_id").read().strip()
+    boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     with sqlite3.connect(cluster.home / "var" / "state.db") as conn:
         conn.execute(
             "INSERT INTO final_actions (ts, requested, action, watch, grp, drill, boot_id, done)"

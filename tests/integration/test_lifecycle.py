@@ -49,7 +49,7 @@ def test_addresses_must_be_on_this_host(cluster: Cluster) -> None:
 def _in_new_uts(cluster: Cluster, hostname: str, *args: str) -> subprocess.CompletedProcess[str]:
     """Run a rearm command in a private UTS namespace whose hostname is `hostname`:
     a real hostname change that this machine never sees."""
-    script = f'hostname "$1" && shift && exec "$@"'
+    script = 'hostname "$1" && shift && exec "$@"'
     return subprocess.run(
         ["unshare", "--uts", "sh", "-c", script, "sh", hostname, str(BIN / "rearm"), *args],
         env=cluster.env,
