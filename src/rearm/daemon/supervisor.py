@@ -20,7 +20,7 @@ from typing import Any
 
 from rearm import policy
 from rearm.api.server import ApiError
-from rearm.backends import process
+from rearm.backends import pidfile, process
 from rearm.backends.process import Proc, SpawnError
 from rearm.config import load_service
 from rearm.daemon import readiness
@@ -57,6 +57,8 @@ from rearm.watch import (
 log = logging.getLogger("rearm.supervisor")
 
 S = WatchState
+PIDFILE_TIMEOUT = 30.0  # a forking daemon must have written its pid file by then
+PIDFILE_POLL = 0.05
 TARGET_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Caller variables that describe the caller, not the target: never passed on.
 DROP_ENV = (
@@ -201,17 +203,17 @@ class Supervisor:
                 f"unknown service '{req.service}': no definition at "
                 f"{self.home.service_file(req.service)} (see SPEC §2 for its keys)"
             )
-        if service.pidfile is not None:
-            raise ApiError(
-                f"service '{service.name}': pidfile services (daemons that fork) are not "
-                "supported yet; run the daemon in the foreground instead"
-            )
         return service
 
     def _watched_pids(self) -> set[int]:
         return {rt.watch.pid for rt in self.runtimes.values() if rt.watch.pid is not None}
 
     def _find_running(self, req: LoadRequest, service: ServiceDef | None) -> Proc | None:
+        if service is not None and service.pidfile is not None:
+            found_one = pidfile.verified(service.pidfile, service.command[0])
+            if found_one is not None and found_one.pid not in self._watched_pids():
+                return found_one
+            return None
         if service is not None:
             found = process.find_by_argv(list(service.command), self._watched_pids())
         elif req.adopt:
@@ -272,6 +274,21 @@ class Supervisor:
                 return str(reason)
             self._apply(rt, w.start_failed(time.time(), f"cannot start: {reason}"))
             return None
+        if service is not None and service.pidfile is not None:
+            self._apply(
+                rt,
+                [
+                    Emit(
+                        "watch_start",
+                        "info",
+                        f"started {w.watch_id}: "
+                        f"{w.request.target} (pid {proc.pid}; following "
+                        f"{service.pidfile})",
+                    )
+                ],
+            )
+            self._task(rt, self._follow_pidfile(rt, service, proc))
+            return None
         rt.pid_start = proc.start
         rt.own_group = True
         rt.pidfd = os.pidfd_open(proc.pid)  # our child: its pid cannot be reused before reaping
@@ -287,6 +304,88 @@ class Supervisor:
         if ready_check is not None:
             self._task(rt, self._await_ready(rt, ready_check))
         return None
+
+    async def _follow_pidfile(self, rt: Runtime, service: ServiceDef, launcher: Proc) -> None:
+        """A daemon that forks: its start command exits, the real process is in the pid file.
+
+        Only while starting, the file is looked at every PIDFILE_POLL seconds; from then on the
+        real process is watched through its pidfd like any other.
+        """
+        assert service.pidfile is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + PIDFILE_TIMEOUT
+        launcher_fd: int | None = os.pidfd_open(launcher.pid)
+        w = rt.watch
+        try:
+            while not rt.forgotten:
+                if launcher_fd is not None:
+                    ended = process.reap(launcher_fd)
+                    if ended is not None:
+                        os.close(launcher_fd)
+                        launcher_fd = None
+                        if not ended[1]:
+                            self._apply(
+                                rt, w.start_failed(time.time(), f"the start command {ended[0]}")
+                            )
+                            return
+                found = pidfile.verified(
+                    service.pidfile, service.command[0], not_before=launcher.start
+                )
+                if found is not None:
+                    self._follow_found(rt, service, found, launcher)
+                    if found.pid == launcher.pid:
+                        launcher_fd = None  # now the watch's own pidfd holds it
+                    return
+                if loop.time() > deadline:
+                    if launcher_fd is not None:
+                        process.signal_target(launcher.pid, True, signal.SIGKILL)
+                    self._apply(
+                        rt,
+                        w.start_failed(
+                            time.time(),
+                            f"no live {os.path.basename(service.command[0])} process "
+                            f"in {service.pidfile} within {PIDFILE_TIMEOUT:g} s",
+                        ),
+                    )
+                    return
+                await asyncio.sleep(PIDFILE_POLL)
+        finally:
+            if launcher_fd is not None:
+                self._reap_later(launcher_fd)
+
+    def _follow_found(self, rt: Runtime, service: ServiceDef, found: Proc, launcher: Proc) -> None:
+        w = rt.watch
+        if found.pid == launcher.pid:
+            # It stayed in the foreground and wrote its own pid: it is our child after all.
+            rt.pidfd = os.pidfd_open(found.pid)
+            rt.own_group = True
+        else:
+            fd = process.open_pidfd(found)
+            if fd is None:
+                self._apply(rt, w.start_failed(time.time(), "the process in the pid file ended"))
+                return
+            rt.pidfd = fd
+            rt.own_group = process.leads_own_group(found.pid)
+        rt.pid_start = found.start
+        effects: list[Effect] = [
+            Emit("watch_follow", "info", f"{w.watch_id}: {service.pidfile} names pid {found.pid}")
+        ]
+        effects += w.started(found.pid, ready=service.ready is None)
+        self._apply(rt, effects)
+        self._listen(rt)
+        if service.ready is not None:
+            self._task(rt, self._await_ready(rt, service.ready))
+
+    def _reap_later(self, fd: int) -> None:
+        """A start command still running after the pid file was found: reap it when it ends."""
+        loop = asyncio.get_running_loop()
+
+        def done() -> None:
+            loop.remove_reader(fd)
+            process.reap(fd)
+            os.close(fd)
+
+        loop.add_reader(fd, done)
 
     def _adopt(self, rt: Runtime, proc: Proc, how: str) -> None:
         pidfd = process.open_pidfd(proc)
