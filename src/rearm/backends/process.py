@@ -156,6 +156,19 @@ def signal_target(pid: int, own_group: bool, sig: int) -> bool:
     return True
 
 
+def _pids() -> list[int]:
+    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+
+
+def _read(path: str) -> bytes | None:
+    """A /proc file's bytes, or None when the process is gone or not ours to read."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
 def group_alive(pgid: int) -> bool:
     """Whether a process group still has a running member (zombies waiting for a parent that
     is not rearm to reap them do not count: they have ended and can do nothing more)."""
@@ -165,18 +178,23 @@ def group_alive(pgid: int) -> bool:
         return False
     except PermissionError:
         return True
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+    for pid in _pids():
+        stat = _read(f"/proc/{pid}/stat")
+        if stat is None:
             continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                data = f.read()
-        except OSError:
-            continue
-        fields = data[data.rindex(b")") + 2 :].split()
+        fields = stat[stat.rindex(b")") + 2 :].split()
         if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
             return True
     return False
+
+
+def _live(pids: list[int]) -> list[Proc]:
+    found = []
+    for pid in pids:
+        start = start_time(pid)
+        if start is not None:
+            found.append(Proc(pid, start))
+    return found
 
 
 def find_by_token(token: str) -> list[Proc]:
@@ -185,44 +203,23 @@ def find_by_token(token: str) -> list[Proc]:
     After a crash between spawning and recording the pid, this finds the process that was
     started, so the restarted daemon adopts it instead of starting a second one.
     """
-    needle = f"{TOKEN_VAR}={token}".encode() + b"\0"
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                environ = f.read() + b"\0"
-        except OSError:
-            continue
-        if b"\0" + needle in b"\0" + environ:
-            start = start_time(int(entry))
-            if start is not None:
-                found.append(Proc(int(entry), start))
-    return found
+    needle = b"\0" + f"{TOKEN_VAR}={token}".encode() + b"\0"
+    return _live(
+        [pid for pid in _pids() if needle in b"\0" + (_read(f"/proc/{pid}/environ") or b"") + b"\0"]
+    )
 
 
 def find_by_argv(argv: list[str], exclude: set[int]) -> list[Proc]:
     """Running processes whose command line is exactly `argv` (for /A adoption)."""
     wanted = b"\0".join(a.encode() for a in argv) + b"\0"
-    found = []
     me = os.getpid()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        pid = int(entry)
-        if pid in exclude or pid == me:
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read()
-        except OSError:
-            continue
-        if cmdline == wanted:
-            start = start_time(pid)
-            if start is not None:
-                found.append(Proc(pid, start))
-    return found
+    return _live(
+        [
+            pid
+            for pid in _pids()
+            if pid not in exclude and pid != me and _read(f"/proc/{pid}/cmdline") == wanted
+        ]
+    )
 
 
 def leads_own_group(pid: int) -> bool:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from typing import TypeVar
 
 from rearm.api.client import ApiFailure, DaemonNotRunning, call
 from rearm.arm import (
@@ -20,7 +22,7 @@ from rearm.arm import (
     parse_armkill,
     parse_armload,
 )
-from rearm.model import LoadRequest, request_to_dict
+from rearm.model import KillRequest, LoadRequest, ModeRequest, request_to_dict
 from rearm.paths import Home
 
 EXIT_REFUSED = 1
@@ -61,75 +63,70 @@ def resolve_program(name: str) -> str:
     return path
 
 
-def armload(args: list[str]) -> int:
+Req = TypeVar("Req")
+
+
+def _run(
+    command: str,
+    usage: str,
+    args: list[str],
+    parse: Callable[[list[str]], Req],
+    act: Callable[[Home, Req], int],
+) -> int:
+    """Parse, then act: one mapping of every failure to its message and exit status."""
     home, args = _split_home(args)
     try:
-        req = parse_armload(args)
-        if req.argv is not None:
-            req = LoadRequest(
-                req.watch_id,
-                req.policy,
-                req.adopt,
-                req.wait,
-                None,
-                (resolve_program(req.argv[0]), *req.argv[1:]),
-                req.user,
-            )
+        request = parse(args)
     except HelpRequested:
-        print(ARMLOAD_USAGE)
+        print(usage)
         return 0
     except ArmUsageError as e:
-        return _fail("armload", str(e), EXIT_USAGE)
-    env = dict(os.environ) if req.argv is not None else {}
+        return _fail(command, str(e), EXIT_USAGE)
+    try:
+        return act(home, request)
+    except ArmUsageError as e:
+        return _fail(command, str(e), EXIT_USAGE)
+    except DaemonNotRunning as e:
+        return _fail(command, str(e), EXIT_NO_DAEMON)
+    except ApiFailure as e:
+        return _fail(command, str(e), EXIT_REFUSED)
+
+
+def _load(home: Home, req: LoadRequest) -> int:
+    if req.argv is not None:
+        req = LoadRequest(
+            req.watch_id,
+            req.policy,
+            req.adopt,
+            req.wait,
+            None,
+            (resolve_program(req.argv[0]), *req.argv[1:]),
+            req.user,
+        )
     request = {
         "request": request_to_dict(req),
         "group": os.environ.get("REARM_GROUP") or None,
         "event": os.environ.get("REARM_EVENT") or None,
-        "env": env,
+        # An application starts with its caller's environment, as if run from that shell.
+        "env": dict(os.environ) if req.argv is not None else {},
     }
-    try:
-        call(home.socket, "armload", request)
-    except DaemonNotRunning as e:
-        return _fail("armload", str(e), EXIT_NO_DAEMON)
-    except ApiFailure as e:
-        return _fail("armload", str(e), EXIT_REFUSED)
+    call(home.socket, "armload", request)
     return 0
 
 
-def armkill(args: list[str]) -> int:
-    home, args = _split_home(args)
-    try:
-        req = parse_armkill(args)
-    except HelpRequested:
-        print(ARMKILL_USAGE)
-        return 0
-    except ArmUsageError as e:
-        return _fail("armkill", str(e), EXIT_USAGE)
-    try:
-        result = call(
-            home.socket,
-            "armkill",
-            {"watch_id": req.watch_id, "keep_running": req.keep_running, "timeout": req.timeout},
-        )
-    except DaemonNotRunning as e:
-        return _fail("armkill", str(e), EXIT_NO_DAEMON)
-    except ApiFailure as e:
-        return _fail("armkill", str(e), EXIT_REFUSED)
+def _kill(home: Home, req: KillRequest) -> int:
+    result = call(
+        home.socket,
+        "armkill",
+        {"watch_id": req.watch_id, "keep_running": req.keep_running, "timeout": req.timeout},
+    )
     message = str(result.get("message", "")) if isinstance(result, dict) else ""
     if "SIGKILL" in message:
         print(message)  # the target had to be killed: say so, as SPEC §5 asks
     return 0
 
 
-def armem(args: list[str]) -> int:
-    home, args = _split_home(args)
-    try:
-        req = parse_armem(args)
-    except HelpRequested:
-        print(ARMEM_USAGE)
-        return 0
-    except ArmUsageError as e:
-        return _fail("armem", str(e), EXIT_USAGE)
+def _mode(home: Home, req: ModeRequest) -> int:
     from rearm.config import load_cluster, set_cluster_keys
     from rearm.validate import ConfigError
 
@@ -150,6 +147,18 @@ def armem(args: list[str]) -> int:
         return _fail("armem", f"saved, but the daemon did not take it: {e}", EXIT_REFUSED)
     print("Command succeeded.")
     return 0
+
+
+def armload(args: list[str]) -> int:
+    return _run("armload", ARMLOAD_USAGE, args, parse_armload, _load)
+
+
+def armkill(args: list[str]) -> int:
+    return _run("armkill", ARMKILL_USAGE, args, parse_armkill, _kill)
+
+
+def armem(args: list[str]) -> int:
+    return _run("armem", ARMEM_USAGE, args, parse_armem, _mode)
 
 
 def armload_main() -> int:
