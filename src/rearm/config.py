@@ -169,7 +169,14 @@ def cluster_from_table(t: Table) -> Cluster:
         admin_group=t.str_("admin_group"),
         manager_port=t.int_("manager_port", 8470, 1, 65535),
         watchdog_device=t.str_("watchdog_device"),
+        read_access=t.str_("read_access", "admin") or "admin",
     )
+    if cluster.read_access not in ("admin", "everyone"):
+        raise t.error(
+            "read_access",
+            'must be "admin" (only admins reach the control socket) '
+            'or "everyone" (other users may read status and events)',
+        )
     if cluster.watchdog_device is not None and not os.path.isabs(cluster.watchdog_device):
         raise t.error("watchdog_device", "must be an absolute path, e.g. /dev/watchdog")
     # Sections owned by later parts (alerts, manager, licenses) are read by their own loaders.
@@ -208,9 +215,10 @@ SETTABLE: dict[str, Any] = {
     "admin_group": str,
     "manager_port": _as_int,
     "watchdog_device": str,
+    "read_access": str.lower,
 }
 # What a running daemon cannot take over without a restart.
-NEEDS_RESTART = frozenset({"admin_group"})
+NEEDS_RESTART = frozenset({"admin_group", "read_access"})
 
 
 def new_cluster_text(cluster: Cluster) -> str:

@@ -183,6 +183,7 @@ class Cluster:
     reboot_window: int = 3600
     admin_group: str | None = None
     manager_port: int = 8470
+    read_access: str = "admin"  # "admin": only admins reach the socket; "everyone": all read
     watchdog_device: str | None = None  # e.g. /dev/watchdog (softdog); None: keeper only
 
 

@@ -15,8 +15,9 @@ import os
 import socket
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
+
+from rearm.api.access import AccessPolicy, Caller
 
 log = logging.getLogger("rearm.api")
 
@@ -27,21 +28,18 @@ class ApiError(Exception):
     """A refused request: str() is the one line the user sees."""
 
 
-@dataclass(frozen=True)
-class Caller:
-    pid: int
-    uid: int
-    gid: int
-
-
 Handler = Callable[[dict[str, Any], Caller], Awaitable[Any]]
 StreamHandler = Callable[[dict[str, Any], Caller], AsyncIterator[Any]]
 
 
 class ControlServer:
-    def __init__(self, path: str, socket_group: str | None = None) -> None:
+    def __init__(
+        self, path: str, socket_group: str | None = None, everyone_reads: bool = False
+    ) -> None:
         self.path = path
         self.socket_group = socket_group
+        self.everyone_reads = everyone_reads
+        self.access = AccessPolicy(socket_group)
         self.handlers: dict[str, Handler] = {}
         self.streams: dict[str, StreamHandler] = {}
         self._server: asyncio.AbstractServer | None = None
@@ -69,6 +67,9 @@ class ControlServer:
 
             os.chown(self.path, -1, grp.getgrnam(self.socket_group).gr_gid)
             os.chmod(self.path, 0o660)
+        if self.everyone_reads:
+            # Anyone may connect; what they may do is checked per request (access.py).
+            os.chmod(self.path, 0o666)
 
     async def close(self) -> None:
         if self._server is not None:
@@ -107,6 +108,10 @@ class ControlServer:
                 raise TypeError
         except (ValueError, KeyError, TypeError):
             await _answer(writer, {"ok": False, "error": "malformed request"})
+            return
+        refusal = self.access.refusal(caller, op)
+        if refusal is not None:
+            await _answer(writer, {"ok": False, "error": refusal})
             return
         if op in self.streams:
             await self._stream(op, args, caller, reader, writer)

@@ -11,7 +11,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from rearm.api.server import ApiError, Caller
+from rearm.api.access import Caller
+from rearm.api.server import ApiError
 from rearm.arm import ArmUsageError, parse_armload
 from rearm.model import KillRequest, LoadRequest, request_from_dict
 from rearm.store import iso8601

@@ -20,7 +20,7 @@ from typing import Any
 
 from rearm.api.server import ApiError, ControlServer
 from rearm.backends import process
-from rearm.config import group_names, load_cluster, load_group
+from rearm.config import NEEDS_RESTART, group_names, load_cluster, load_group
 from rearm.daemon.actions import FinalActions, is_drill
 from rearm.daemon.bus import EventBus
 from rearm.daemon.control import Control
@@ -60,7 +60,9 @@ class Daemon:
         self.actions = FinalActions(self.store, self.bus, self.boot_id, self._stop_group_for)
         self.supervisor.run_recover_script = self.groups.run_recover
         self.supervisor.fire_final_action = self._fire
-        self.server = ControlServer(home.socket, cluster.admin_group)
+        self.server = ControlServer(
+            home.socket, cluster.admin_group, cluster.read_access == "everyone"
+        )
         self.heartbeat = Heartbeat(home.state_db, is_drill(cluster))
         Control(self).register()
         self._exit = asyncio.Event()
@@ -139,7 +141,9 @@ class Daemon:
                 "config_error", f"reload refused, configuration kept: {e}", severity="error"
             )
             raise ApiError(f"reload refused, the running configuration is kept: {e}") from None
-        needs_restart = [k for k in ("admin_group",) if getattr(new, k) != getattr(self.cluster, k)]
+        needs_restart = [
+            k for k in sorted(NEEDS_RESTART) if getattr(new, k) != getattr(self.cluster, k)
+        ]
         self.cluster = new
         self.heartbeat.start(new, is_drill(new))  # restarts the keeper only if its settings changed
         self.bus.emit(
