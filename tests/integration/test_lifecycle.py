@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +81,31 @@ def test_reprep_refuses_when_the_cluster_name_is_now_the_hostname(cluster: Clust
     r = _in_new_uts(cluster, "testcl", "reprep")
     assert r.returncode == 1 and "equals the hostname" in r.stderr
     assert cluster.status()["cluster"]["server"] == "test-server"
+
+
+def test_require_license_blocks_groups_until_a_valid_license(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    path = cluster.home / "etc" / "cluster.toml"
+    path.write_text(path.read_text() + "require_license = true\n")
+    cluster.rearm("reload")
+    cluster.write_group("lic", "")
+    r = cluster.run("rearm", "group", "start", "lic")
+    assert r.returncode == 1 and "no license registered" in r.stderr
+    assert cluster.group("lic")["state"] == "offline"  # type: ignore[index]
+    vendor = tmp_path / "vendor"
+    cluster.rearm("license", "keygen", "--out", str(vendor))
+    keys = cluster.home / "etc" / "license-keys"
+    keys.mkdir(parents=True, exist_ok=True)
+    (keys / "test-vendor.pub").write_bytes((vendor / "rearm-vendor.pub").read_bytes())
+    key = cluster.rearm(
+        "license",
+        "issue",
+        "--private-key",
+        str(vendor / "rearm-vendor.key"),
+        "--serial",
+        "AA000001",
+    ).strip()
+    cluster.rearm("license", "register", "--serial", "AA000001", "--key", key)
+    cluster.rearm("group", "start", "lic")
+    assert cluster.group("lic")["state"] == "online"  # type: ignore[index]

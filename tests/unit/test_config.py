@@ -264,7 +264,7 @@ def test_every_final_action_is_accepted_in_any_case(home: Home, action: str) -> 
 @pytest.mark.parametrize(
     ("line", "key", "rule"),
     [
-        ("heartbeat_timeout = 4", "heartbeat_timeout", "from 5 to 3600"),
+        ("heartbeat_timeout = 1", "heartbeat_timeout", "from 2 to 3600"),
         ("max_reboots = 0", "max_reboots", "from 1 to 100"),
         ("reboot_window = 59", "reboot_window", "from 60 to 604800"),
         ("manager_port = 70000", "manager_port", "from 1 to 65535"),

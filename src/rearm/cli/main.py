@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from rearm.api.client import ApiFailure, DaemonNotRunning, call, stream
+from rearm.cli import license_cmd
 from rearm.paths import Home
 from rearm.validate import ConfigError
 
@@ -463,6 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="take every group offline first (stops their services)",
     )
     p.set_defaults(func=cmd_shutdown)
+    license_cmd.register(sub)
     p = sub.add_parser("reprep", help="re-bind the configuration to the current hostname")
     p.set_defaults(func=cmd_reprep)
     p = sub.add_parser("demo", help="a demo cluster in a temporary home, in drill mode")

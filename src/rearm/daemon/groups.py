@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import sysconfig
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -98,6 +99,9 @@ class Groups:
         async with lock:
             if self.state(name) is G.ONLINE:
                 raise ApiError(f"group '{name}' is already online")
+            unlicensed = self._unlicensed()
+            if unlicensed is not None:
+                raise ApiError(f"group '{name}' not started: {unlicensed}")
             if self.state(name) is G.ERROR:
                 # Its failed start may have left watches behind: a clean stop comes first.
                 raise ApiError(
@@ -128,6 +132,20 @@ class Groups:
                 raise ApiError(f"group '{name}' failed to start: {problem}")
             self._set(name, G.ONLINE, None, "group_online", f"group {name} is online")
         return {"group": name, "state": G.ONLINE.value}
+
+    def _unlicensed(self) -> str | None:
+        """Why groups may not come online, when cluster.toml asks for a license; else None."""
+        from rearm.license import license_problem, license_required
+
+        try:
+            if not license_required(self.home):
+                return None
+        except ConfigError as e:
+            return str(e)
+        problem = license_problem(self.home, time.time())
+        if problem is not None:
+            self.bus.emit("license_problem", problem, severity="error")
+        return problem
 
     async def stop(self, name: str, reason: str = "operator") -> dict[str, Any]:
         try:
