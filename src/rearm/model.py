@@ -67,6 +67,8 @@ WAIT_RANGE = (0, 3600)
 KILL_TIMEOUT_RANGE = (0, 3600)
 KILL_TIMEOUT_DEFAULT = 40
 RESERVED_PREFIX = "REARM_"
+# The daemon's exit status after `rearm shutdown`: systemd must not restart it (install.py).
+OPERATOR_SHUTDOWN_STATUS = 10
 
 
 @dataclass(frozen=True)

@@ -85,8 +85,8 @@ def test_window_expiry_with_a_short_hour(tmp_path: Path) -> None:
 
 
 def test_adopt_running_service(cluster: Cluster) -> None:
-    cluster.write_service("sleeper", 'command = ["/bin/sleep", "4242"]\n')
-    mine = cluster.spawn("/bin/sleep", "4242")
+    cluster.write_service("sleeper", 'command = ["/bin/sleep", "4242.17"]\n')
+    mine = cluster.spawn("/bin/sleep", "4242.17")
     wait_for("the process to exist", lambda: alive(mine.pid))
     r = cluster.run("armload", "SLP", "/S", "sleeper")
     assert r.returncode == 1
@@ -145,7 +145,7 @@ def test_wait_returns_only_when_ready(cluster: Cluster, tmp_path: Path) -> None:
 def test_wait_times_out_with_nonzero_exit(cluster: Cluster, tmp_path: Path) -> None:
     port = _free_port()
     cluster.write_service(
-        "never", f'command = ["/bin/sleep", "1000"]\nready = {{ tcp = "127.0.0.1:{port}" }}\n'
+        "never", f'command = ["/bin/sleep", "1000.18"]\nready = {{ tcp = "127.0.0.1:{port}" }}\n'
     )
     r = cluster.run("armload", "NEVER", "/S", "/WAIT", "1", "never")
     assert r.returncode == 1 and "did not start within 1 s" in r.stderr
@@ -155,7 +155,7 @@ def test_wait_times_out_with_nonzero_exit(cluster: Cluster, tmp_path: Path) -> N
 def test_without_wait_returns_at_once(cluster: Cluster) -> None:
     port = _free_port()
     cluster.write_service(
-        "never", f'command = ["/bin/sleep", "1000"]\nready = {{ tcp = "127.0.0.1:{port}" }}\n'
+        "never", f'command = ["/bin/sleep", "1000.19"]\nready = {{ tcp = "127.0.0.1:{port}" }}\n'
     )
     began = time.monotonic()
     cluster.ok("armload", "NOW", "/S", "never")
@@ -242,14 +242,14 @@ def test_armkill_c_leaves_it_running(cluster: Cluster) -> None:
 
 def test_stop_signal_and_stop_command_of_a_service(cluster: Cluster, tmp_path: Path) -> None:
     marker = tmp_path / "stopped"
-    cluster.write_service("svc", 'command = ["/bin/sleep", "1000"]\nstop_signal = "INT"\n')
+    cluster.write_service("svc", 'command = ["/bin/sleep", "1000.21"]\nstop_signal = "INT"\n')
     cluster.ok("armload", "SVC", "/S", "svc")
     cluster.wait_running("SVC")
     cluster.ok("armkill", "SVC")
     assert "killed by SIGINT" in cluster.events("watch_stopped")[-1]["message"]
     cluster.write_service(
         "svc2",
-        f'command = ["/bin/sleep", "1001"]\nstop_command = ["/bin/sh", "-c", "touch {marker}"]\n',
+        f'command = ["/bin/sleep", "1001.22"]\nstop_command = ["/bin/sh", "-c", "touch {marker}"]\n',
     )
     cluster.ok("armload", "SVC2", "/S", "svc2")
     pid = cluster.wait_running("SVC2")["pid"]
@@ -322,3 +322,14 @@ def test_u_runs_the_application_as_that_user(cluster: Cluster) -> None:
     r = cluster.run("armload", "NOUSER", "/U", "no_such_user_x", "/bin/true")
     assert r.returncode == 1 and "no_such_user_x" in r.stderr
     shared.cleanup()
+
+
+def test_services_start_with_default_signal_dispositions(cluster: Cluster) -> None:
+    cluster.ok("armload", "SIGS", "/bin/sleep", "1000")
+    pid = cluster.wait_running("SIGS")["pid"]
+    status = Path(f"/proc/{pid}/status").read_text()
+    ignored = int(
+        next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:")), 16
+    )
+    assert not ignored & (1 << (signal.SIGPIPE - 1)), "SIGPIPE must not be ignored"
+    assert not ignored & (1 << (signal.SIGXFSZ - 1)), "SIGXFSZ must not be ignored"

@@ -135,7 +135,7 @@ def test_help_exits_zero() -> None:
 def test_status_json_matches_the_contract(cluster: Cluster) -> None:
     cluster.write_group("sj", "armload SJW /R 3 /H 2 /INT 4 /bin/sleep 1000")
     cluster.rearm("group", "start", "sj")
-    cluster.write_service("sleeper", 'command = ["/bin/sleep", "1003"]\n')
+    cluster.write_service("sleeper", 'command = ["/bin/sleep", "1003.23"]\n')
     cluster.ok("armload", "SVC", "/S", "sleeper")
     s = cluster.status()
     c = s["cluster"]
@@ -259,3 +259,14 @@ def test_reload_with_a_broken_file_keeps_the_running_configuration(cluster: Clus
     assert r.returncode == 1 and "kept" in r.stderr
     assert cluster.status()["cluster"]["name"] == "testcl"
     wait_for("a config_error event", lambda: cluster.events("config_error"))
+
+
+def test_shutdown_exits_with_the_do_not_restart_status(offline_cluster: Cluster) -> None:
+    c = offline_cluster
+    c.start_daemon()
+    assert c.daemon is not None
+    c.rearm("shutdown")
+    assert c.daemon.wait(timeout=30) == 10  # RestartPreventExitStatus in the systemd unit
+    c.start_daemon()
+    c.daemon.terminate()  # systemctl stop: an ordinary stop
+    assert c.daemon.wait(timeout=30) == 0

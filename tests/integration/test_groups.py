@@ -94,7 +94,7 @@ def test_start_script_timeout(cluster: Cluster) -> None:
 
 
 def test_declarative_watches(cluster: Cluster) -> None:
-    cluster.write_service("sleeper", 'command = ["/bin/sleep", "1002"]\n')
+    cluster.write_service("sleeper", 'command = ["/bin/sleep", "1002.24"]\n')
     cluster.write_group(
         "decl",
         "",

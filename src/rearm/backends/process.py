@@ -99,7 +99,16 @@ def spawn(
         (os.POSIX_SPAWN_DUP2, 1, 2),
     ]
     try:
-        pid = os.posix_spawn(full[0], full, env, file_actions=actions, setsid=True)
+        # Python ignores SIGPIPE and SIGXFSZ for itself; ignored signals survive exec, so
+        # they are set back to their defaults for the service.
+        pid = os.posix_spawn(
+            full[0],
+            full,
+            env,
+            file_actions=actions,
+            setsid=True,
+            setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+        )
     except OSError as e:
         raise SpawnError(e.errno or 0, f"{program}: {e.strerror}") from None
     start = start_time(pid)

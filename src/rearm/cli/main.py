@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from rearm.api.client import ApiFailure, DaemonNotRunning, call, stream
-from rearm.cli import license_cmd
+from rearm.cli import license_cmd, lifecycle_cmd
 from rearm.paths import Home
 from rearm.validate import ConfigError
 
@@ -465,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_shutdown)
     license_cmd.register(sub)
+    lifecycle_cmd.register(sub)
     p = sub.add_parser("reprep", help="re-bind the configuration to the current hostname")
     p.set_defaults(func=cmd_reprep)
     p = sub.add_parser("demo", help="a demo cluster in a temporary home, in drill mode")

@@ -132,7 +132,7 @@ class Control:
 
     async def op_shutdown(self, args: dict[str, Any], caller: Caller) -> Any:
         stop_groups = bool(args.get("stop_groups"))
-        asyncio.get_running_loop().call_soon(self.daemon.request_exit, stop_groups)
+        asyncio.get_running_loop().call_soon(self.daemon.request_exit, stop_groups, True)
         return {
             "message": "the daemon is stopping"
             + (" after taking every group offline" if stop_groups else "")

@@ -28,7 +28,7 @@ from rearm.daemon.groups import Groups
 from rearm.daemon.heartbeat import Heartbeat
 from rearm.daemon.notify import notify
 from rearm.daemon.supervisor import Supervisor
-from rearm.model import Cluster, GroupState
+from rearm.model import OPERATOR_SHUTDOWN_STATUS, Cluster, GroupState
 from rearm.paths import Home
 from rearm.store import Store
 from rearm.validate import ConfigError
@@ -66,6 +66,7 @@ class Daemon:
         self.heartbeat = Heartbeat(home.state_db, is_drill(cluster))
         Control(self).register()
         self._exit = asyncio.Event()
+        self._by_operator = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop_groups_on_exit = False
 
@@ -113,7 +114,8 @@ class Daemon:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.home.pidfile)
         self.store.close()
-        return 0
+        # SIGTERM (systemctl stop) is an ordinary stop; `rearm shutdown` says "stay down".
+        return OPERATOR_SHUTDOWN_STATUS if self._by_operator else 0
 
     async def _auto_start(self, name: str) -> None:
         try:
@@ -127,8 +129,9 @@ class Daemon:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def request_exit(self, stop_groups: bool) -> None:
+    def request_exit(self, stop_groups: bool, by_operator: bool = False) -> None:
         self._stop_groups_on_exit = self._stop_groups_on_exit or stop_groups
+        self._by_operator = self._by_operator or by_operator
         self._exit.set()
 
     # ------------------------------------------------------------------------------------------
