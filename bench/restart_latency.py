@@ -82,6 +82,16 @@ class Context:
     rng: random.Random
 
 
+@dataclass
+class Subject:
+    """One supervisor, running, with its probes started and its trial plan."""
+
+    targets: list[ProbeSocket]
+    # plan[n] is the index in targets of the probe killed in trial n+1.
+    plan: list[int]
+    alive: Alive
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -224,6 +234,7 @@ class ProbeSocket:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(str(path))
         self.pid: int | None = None
+        self.kills = 0
 
     def close(self) -> None:
         self.sock.close()
@@ -272,59 +283,53 @@ def await_first_start(targets: Sequence[ProbeSocket], timeout: float, alive: Ali
         t.pid = got[1]
 
 
-def run_trials(
-    ctx: Context,
-    result: Result,
-    targets: Sequence[ProbeSocket],
-    plan: Sequence[int],
-    alive: Alive,
-) -> None:
-    """One trial per entry of plan (an index into targets): kill, time the restart."""
+def run_trial(ctx: Context, result: Result, subject: Subject, n: int) -> None:
+    """Trial n (from 1): kill the planned probe, time its restart; RestartFailure if none."""
     args = ctx.args
-    for n, index in enumerate(plan, start=1):
-        target = targets[index]
-        # Random settle: a fixed gap could phase-lock with a supervisor's periodic loop
-        # (supervisord polls with a 1 s timeout) and bias every sample the same way.
-        time.sleep(args.settle + ctx.rng.uniform(0.0, args.jitter))
-        stray = target.drain()
-        if stray:
-            result.notes.append(
-                f"trial {n}: {len(stray)} start(s) of the probe nobody asked for "
-                f"(pids {[p for _, p in stray]})"
-            )
-            target.pid = stray[-1][1]
-        problem = alive()
-        if problem:
-            raise RestartFailure(f"before trial {n}: {problem}")
-        pid = target.pid
-        if pid is None or not is_probe(pid, target.path):
-            raise RestartFailure(f"before trial {n}: probe pid {pid} is not running")
-        t0 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError as exc:
-            raise RestartFailure(f"trial {n}: probe pid {pid} vanished before the kill") from exc
-        got = target.receive(args.timeout, alive)
-        if got is None:
-            raise RestartFailure(
-                f"trial {n}: no restart within {args.timeout} s after SIGKILL of probe pid {pid}"
-            )
-        t1, new_pid = got
-        if t1 <= t0 or new_pid == pid:
-            raise RestartFailure(
-                f"trial {n}: datagram (t={t1}, pid={new_pid}) does not come from a restart "
-                f"after the kill (t0={t0}, pid={pid})"
-            )
-        target.pid = new_pid
-        result.samples_ns.append(t1 - t0)
-        if args.verbose:
-            print(f"  {result.name} trial {n}: {(t1 - t0) / 1e6:.3f} ms", file=sys.stderr)
+    target = subject.targets[subject.plan[n - 1]]
+    # Random settle: a fixed gap could phase-lock with a supervisor's periodic loop
+    # (supervisord polls with a 1 s timeout) and bias every sample the same way.
+    time.sleep(args.settle + ctx.rng.uniform(0.0, args.jitter))
+    stray = target.drain()
+    if stray:
+        result.notes.append(
+            f"trial {n}: {len(stray)} start(s) of the probe nobody asked for "
+            f"(pids {[p for _, p in stray]})"
+        )
+        target.pid = stray[-1][1]
+    problem = subject.alive()
+    if problem:
+        raise RestartFailure(f"before trial {n}: {problem}")
+    pid = target.pid
+    if pid is None or not is_probe(pid, target.path):
+        raise RestartFailure(f"before trial {n}: probe pid {pid} is not running")
+    t0 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    try:
+        os.kill(pid, signal.SIGKILL)
+        target.kills += 1
+    except ProcessLookupError as exc:
+        raise RestartFailure(f"trial {n}: probe pid {pid} vanished before the kill") from exc
+    got = target.receive(args.timeout, subject.alive)
+    if got is None:
+        raise RestartFailure(
+            f"trial {n}: no restart within {args.timeout} s after SIGKILL of probe pid {pid}"
+        )
+    t1, new_pid = got
+    if t1 <= t0 or new_pid == pid:
+        raise RestartFailure(
+            f"trial {n}: datagram (t={t1}, pid={new_pid}) does not come from a restart "
+            f"after the kill (t0={t0}, pid={pid})"
+        )
+    target.pid = new_pid
+    result.samples_ns.append(t1 - t0)
+    if args.verbose:
+        print(f"  {result.name} trial {n}: {(t1 - t0) / 1e6:.3f} ms", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------- supervisors
 
 
-def bench_floor(ctx: Context, result: Result, stack: ExitStack, tmp: Path) -> None:
+def start_floor(ctx: Context, result: Result, stack: ExitStack, tmp: Path) -> Subject:
     assert ctx.floor is not None
     target = ProbeSocket(tmp / "probe.sock")
     stack.callback(target.close)
@@ -342,7 +347,7 @@ def bench_floor(ctx: Context, result: Result, stack: ExitStack, tmp: Path) -> No
     stack.callback(stop_process, proc, "floor", result)
     alive = exited(proc, "floor", log)
     await_first_start([target], ctx.args.start_timeout, alive)
-    run_trials(ctx, result, [target], [0] * ctx.args.trials, alive)
+    return Subject([target], [0] * ctx.args.trials, alive)
 
 
 def ensure_supervisord(reinstall: bool) -> Path:
@@ -400,7 +405,7 @@ stderr_logfile={q(tmp / "probe.err")}
 """
 
 
-def bench_supervisord(ctx: Context, result: Result, stack: ExitStack, tmp: Path) -> None:
+def start_supervisord(ctx: Context, result: Result, stack: ExitStack, tmp: Path) -> Subject:
     exe = ensure_supervisord(ctx.args.reinstall)
     version = run_checked("supervisord --version", [exe, "--version"]).stdout.strip()
     result.info["version"] = version
@@ -422,7 +427,7 @@ def bench_supervisord(ctx: Context, result: Result, stack: ExitStack, tmp: Path)
     stack.callback(stop_process, proc, "supervisord", result)
     alive = exited(proc, "supervisord", log)
     await_first_start([target], ctx.args.start_timeout, alive)
-    run_trials(ctx, result, [target], [0] * ctx.args.trials, alive)
+    return Subject([target], [0] * ctx.args.trials, alive)
 
 
 def rearm_bindir(args: argparse.Namespace) -> Path:
@@ -440,14 +445,17 @@ def rearm_bindir(args: argparse.Namespace) -> Path:
             [bindir / "python", "-m", "pip", "install", "--quiet", args.project],
             timeout=600,
         )
-    missing = [n for n in ("rearm", "armload", "armkill") if not (bindir / n).exists()]
+    missing = [n for n in ("rearm", "armload", "armkill", "armem") if not (bindir / n).exists()]
     if missing:
         raise SetupError(f"rearm: {', '.join(missing)} not found in {bindir}")
     return bindir
 
 
-def rearm_status(bindir: Path, env: dict[str, str]) -> dict[str, Any]:
-    proc = run_checked("rearm status --json", [bindir / "rearm", "status", "--json"], env=env)
+def rearm_status(
+    bindir: Path, env: dict[str, str], timeout: float = COMMAND_TIMEOUT
+) -> dict[str, Any]:
+    cmd: list[str | Path] = [bindir / "rearm", "status", "--json"]
+    proc = run_checked("rearm status --json", cmd, env=env, timeout=timeout)
     try:
         status = json.loads(proc.stdout)
     except json.JSONDecodeError as exc:
@@ -457,7 +465,7 @@ def rearm_status(bindir: Path, env: dict[str, str]) -> dict[str, Any]:
     return status
 
 
-def bench_rearm(ctx: Context, result: Result, stack: ExitStack, tmp: Path) -> None:
+def start_rearm(ctx: Context, result: Result, stack: ExitStack, tmp: Path) -> Subject:
     args = ctx.args
     bindir = rearm_bindir(args)
     result.info["bin"] = str(bindir)
@@ -535,8 +543,17 @@ def bench_rearm(ctx: Context, result: Result, stack: ExitStack, tmp: Path) -> No
     def armkill_all() -> None:
         # Watches end before the daemon does: a daemon stop is meant to leave services
         # running (SPEC 3), armkill is what stops them.
+        # Never raises: an exception here would replace the error being reported.
         for watch in loaded:
-            done = run([bindir / "armkill", watch, "/T", "5"], env=env)
+            if daemon.poll() is not None:
+                result.notes.append("daemon gone before armkill; its probes are killed by pid")
+                return
+            try:
+                done = run([bindir / "armkill", watch, "/T", "5"], env=env, timeout=15)
+            except (subprocess.TimeoutExpired, OSError) as exc:
+                # A daemon that does not answer will not answer the next armkill either.
+                result.notes.append(f"armkill {watch}: {exc}; skipping the rest")
+                return
             if done.returncode != 0:
                 result.notes.append(f"armkill {watch} failed: {done.stderr.strip()[:200]}")
 
@@ -551,29 +568,29 @@ def bench_rearm(ctx: Context, result: Result, stack: ExitStack, tmp: Path) -> No
         ]  # fmt: skip
         run_checked(f"armload {watch}", cmd, env=env)
         loaded.append(watch)
+    # Registered last, so at teardown it runs first: rearm's own counts, while it still runs.
+    stack.callback(lambda: result.info.update(rearm_crosscheck(bindir, env, ids, socks)))
     await_first_start(socks, args.start_timeout, alive)
-
-    plan = [n // KILLS_PER_WATCH for n in range(args.trials)]
-    try:
-        run_trials(ctx, result, socks, plan, alive)
-    finally:
-        result.info.update(rearm_crosscheck(bindir, env, ids, plan))
+    return Subject(socks, [n // KILLS_PER_WATCH for n in range(args.trials)], alive)
 
 
 def rearm_crosscheck(
-    bindir: Path, env: dict[str, str], ids: Sequence[str], plan: Sequence[int]
+    bindir: Path, env: dict[str, str], ids: Sequence[str], socks: Sequence[ProbeSocket]
 ) -> dict[str, Any]:
-    """What rearm itself counted: restarts per watch and any final_action events."""
-    info: dict[str, Any] = {"kills_per_watch": {w: plan.count(i) for i, w in enumerate(ids)}}
+    """What rearm itself counted (restarts, final_action events) next to our kill count."""
+    info: dict[str, Any] = {
+        "kills_per_watch": {w: t.kills for w, t in zip(ids, socks, strict=True)}
+    }
     try:
-        status = rearm_status(bindir, env)
+        status = rearm_status(bindir, env, timeout=10)
         info["restarts_per_watch"] = {
             w.get("id"): w.get("restarts") for w in status.get("watches", []) if isinstance(w, dict)
         }
     except (SetupError, subprocess.TimeoutExpired, OSError) as exc:
+        # Never raises: it runs during teardown, where it would hide the real error.
         info["restarts_per_watch"] = f"unavailable: {exc}"
     try:
-        log = run([bindir / "rearm", "log", "--json"], env=env)
+        log = run([bindir / "rearm", "log", "--json"], env=env, timeout=10)
         finals = [line for line in log.stdout.splitlines() if '"final_action"' in line]
         info["final_action_events"] = len(finals) if log.returncode == 0 else None
     except (subprocess.TimeoutExpired, OSError):
@@ -587,26 +604,86 @@ def note_leftovers(result: Result, sock_paths: Sequence[Path]) -> None:
         result.notes.append(f"probes still running after the supervisor stopped, killed: {killed}")
 
 
-BENCHES: dict[str, Callable[[Context, Result, ExitStack, Path], None]] = {
-    "floor": bench_floor,
-    "supervisord": bench_supervisord,
-    "rearm": bench_rearm,
+STARTERS: dict[str, Callable[[Context, Result, ExitStack, Path], Subject]] = {
+    "floor": start_floor,
+    "supervisord": start_supervisord,
+    "rearm": start_rearm,
 }
 
 
-def measure(ctx: Context, name: str) -> Result:
-    result = Result(name)
-    print(f"measuring {name} ...", file=sys.stderr, flush=True)
+class Runner:
+    """One supervisor's life in the bench: start, trials, stop; errors land in result."""
+
+    def __init__(self, ctx: Context, name: str) -> None:
+        self.ctx = ctx
+        self.result = Result(name)
+        self.stack = ExitStack()
+        self.subject: Subject | None = None
+
+    def _fail(self, exc: BaseException) -> None:
+        self.result.error = str(exc)
+        self.result.restart_failed = isinstance(exc, RestartFailure)
+        self.subject = None
+        self.stop()
+
+    @property
+    def active(self) -> bool:
+        return self.subject is not None
+
+    def start(self) -> None:
+        name = self.result.name
+        print(f"starting {name} ...", file=sys.stderr, flush=True)
+        try:
+            tmp = Path(self.stack.enter_context(tempfile.TemporaryDirectory(prefix=f"rb-{name}-")))
+            self.subject = STARTERS[name](self.ctx, self.result, self.stack, tmp)
+        except (RestartFailure, SetupError, subprocess.TimeoutExpired, OSError) as exc:
+            self._fail(exc)
+
+    def trial(self, n: int) -> None:
+        if self.subject is None:
+            return
+        try:
+            run_trial(self.ctx, self.result, self.subject, n)
+        except (RestartFailure, OSError) as exc:
+            # A failed supervisor is stopped at once; the others go on being measured.
+            self._fail(exc)
+
+    def stop(self) -> None:
+        """Idempotent (ExitStack runs each callback once); safe from finally blocks."""
+        self.subject = None
+        try:
+            self.stack.close()
+        except (subprocess.TimeoutExpired, OSError) as exc:
+            self.result.notes.append(f"teardown: {exc}")
+
+
+def measure(ctx: Context, names: Sequence[str]) -> list[Result]:
+    """Measure every supervisor; always stops everything it started, also on Ctrl-C."""
+    runners = [Runner(ctx, name) for name in names]
+    trials = ctx.args.trials
     try:
-        with ExitStack() as stack:
-            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"rb-{name}-")))
-            BENCHES[name](ctx, result, stack, tmp)
-    except RestartFailure as exc:
-        result.error = str(exc)
-        result.restart_failed = True
-    except (SetupError, subprocess.TimeoutExpired, OSError) as exc:
-        result.error = str(exc)
-    return result
+        if ctx.args.sequential:
+            for runner in runners:
+                runner.start()
+                for n in range(1, trials + 1):
+                    runner.trial(n)
+                runner.stop()
+        else:
+            # Interleaved: all supervisors run at once and trial n of each is taken in the
+            # same round, in shuffled order, so drifting background load (other jobs on the
+            # machine) weighs on all of them alike instead of on whichever ran last.
+            for runner in runners:
+                runner.start()
+            print(f"{trials} interleaved rounds ...", file=sys.stderr, flush=True)
+            for n in range(1, trials + 1):
+                live = [r for r in runners if r.active]
+                ctx.rng.shuffle(live)
+                for runner in live:
+                    runner.trial(n)
+    finally:
+        for runner in reversed(runners):
+            runner.stop()
+    return [r.result for r in runners]
 
 
 # --------------------------------------------------------------------------- report
@@ -672,9 +749,10 @@ def render(report: dict[str, Any]) -> str:
     lines = [
         f"machine: {m['cpu_model']}, nproc {m['nproc']} (usable {m['cpus_usable']}), "
         f"{m['kernel']}, {m['python']}, load {m['loadavg_at_start'][0]:.2f}",
-        f"restart latency after SIGKILL, /INT 0: {cfg['trials']} trials per supervisor, "
-        f"settle {cfg['settle_s'] * 1000:.0f} ms + U(0, {cfg['jitter_s'] * 1000:.0f}) ms "
-        f"between trials (not timed); p99 is nearest-rank",
+        f"restart latency after SIGKILL, /INT 0: {cfg['trials']} trials per supervisor "
+        f"({cfg['order']}), settle {cfg['settle_s'] * 1000:.0f} ms + "
+        f"U(0, {cfg['jitter_s'] * 1000:.0f}) ms before each trial (not timed); "
+        "p99 is nearest-rank",
         "",
         f"{'supervisor':<12} {'trials':>6} {'median ms':>10} {'p99 ms':>10} "
         f"{'min ms':>10} {'max ms':>10}  status",
@@ -693,7 +771,13 @@ def render(report: dict[str, Any]) -> str:
     if ratios:
         lines.append("")
         for key, value in ratios.items():
-            shown = f"{value:.2f}x" if value is not None else "n/a"
+            if value is None:
+                shown = "n/a"
+            elif value < 1:
+                # A plain 0.00x would hide the size of the difference.
+                shown = f"{value:.3g}x (1/{1 / value:.3g})"
+            else:
+                shown = f"{value:.2f}x"
             lines.append(f"{key:<28} {shown}")
     for name, s in report["results"].items():
         for key, value in s["info"].items():
@@ -736,6 +820,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1, help="seed of the settle jitter")
     p.add_argument("--cc", default="gcc", help="C compiler for probe.c and floor.c")
     p.add_argument("--reinstall", action="store_true", help="recreate the supervisord venv")
+    p.add_argument(
+        "--sequential",
+        action="store_true",
+        help="measure one supervisor after the other instead of interleaving their trials",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="print every sample")
     args = p.parse_args(argv)
     wanted = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -777,7 +866,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ctx = Context(args=args, probe=probe, floor=floor, rng=random.Random(args.seed))
 
     machine = machine_facts()
-    results = {name: summary(measure(ctx, name)) for name in args.only}
+    results = {r.name: summary(r) for r in measure(ctx, args.only)}
 
     ratios: dict[str, float | None] = {}
     if "rearm" in results:
@@ -795,6 +884,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "jitter_s": args.jitter,
             "seed": args.seed,
             "percentile_method": "nearest-rank",
+            "order": "sequential" if args.sequential else "interleaved",
             "cc": run([args.cc, "-dumpfullversion"]).stdout.strip(),
         },
         "results": results,
