@@ -156,7 +156,8 @@ class Store:
             for r in rows
         ]
 
-    def put_watch(self, w: WatchRow) -> None:
+    def put_watch(self, w: WatchRow, request_json: str | None = None) -> None:
+        """Store a watch; `request_json`, when given, is w.request already serialised."""
         self.db.execute(
             "INSERT OR REPLACE INTO watches (key, instance, grp, request, state, pid, pid_start,"
             " own_group, token, restarts, restart_due, boot_id, created, detail)"
@@ -165,7 +166,7 @@ class Store:
                 w.key,
                 w.instance,
                 w.group,
-                json.dumps(w.request),
+                request_json if request_json is not None else json.dumps(w.request),
                 w.state,
                 w.pid,
                 w.pid_start,

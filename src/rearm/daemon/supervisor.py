@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -87,6 +88,8 @@ class Runtime:
     settled: asyncio.Event = field(default_factory=asyncio.Event)  # left STARTING
     forgotten: bool = False
     created: float = field(default_factory=time.time)
+    stored_request: str = ""  # the request and env as stored, JSON
+    stored_for: LoadRequest | None = None  # the request that stored_request was made from
 
     def state(self) -> WatchState:
         """Read afresh: the state changes while a coroutine awaits."""
@@ -242,7 +245,7 @@ class Supervisor:
             env["REARM_GROUP"] = rt.watch.group
         return argv, env, service
 
-    def _spawn(self, rt: Runtime, first: bool = False) -> str | None:
+    def _spawn(self, rt: Runtime, first: bool = False, prepared: bool = False) -> str | None:
         """Start the target. The spawn token is committed first: a crash right after the spawn
         lets the next daemon find this process instead of starting a second one.
 
@@ -250,14 +253,13 @@ class Supervisor:
         (a restart) it is a fault of the watch.
         """
         w = rt.watch
-        rt.token = uuid.uuid4().hex
-        rt.pid_start = None
-        rt.main_exited.clear()
-        rt.settled.clear()
-        with self.store.transaction():
-            self._save(rt)
+        if not prepared:
+            self._prepare_spawn(rt)
+            with self.store.transaction():
+                self._save(rt)
         try:
             argv, env, service = self._target(rt)
+            assert rt.token is not None  # set by _prepare_spawn, committed before this spawn
             env[process.TOKEN_VAR] = rt.token
             user = service.user if service else w.request.user
             proc = process.spawn(
@@ -304,6 +306,12 @@ class Supervisor:
         if ready_check is not None:
             self._task(rt, self._await_ready(rt, ready_check))
         return None
+
+    def _prepare_spawn(self, rt: Runtime) -> None:
+        rt.token = uuid.uuid4().hex
+        rt.pid_start = None
+        rt.main_exited.clear()
+        rt.settled.clear()
 
     async def _follow_pidfile(self, rt: Runtime, service: ServiceDef, launcher: Proc) -> None:
         """A daemon that forks: its start command exits, the real process is in the pid file.
@@ -458,6 +466,13 @@ class Supervisor:
     def _apply(self, rt: Runtime, effects: list[Effect]) -> None:
         """Commit what must survive a crash, then act on the rest."""
         w = rt.watch
+        if any(isinstance(e, ScheduleRestart) and e.delay == 0 for e in effects):
+            # /INT 0: the restart is due now. Deciding it here lets one commit cover the fault,
+            # the restart and the spawn token: the shortest safe path from exit to exec.
+            effects = [e for e in effects if not (isinstance(e, ScheduleRestart) and e.delay == 0)]
+            effects += w.restart_due_now()
+        if any(isinstance(e, Spawn) for e in effects):
+            self._prepare_spawn(rt)
         with self.store.transaction():
             for e in effects:
                 if isinstance(e, RecordFault):
@@ -478,17 +493,13 @@ class Supervisor:
                 if rt.own_group:
                     process.signal_target(e.pid, True, signal.SIGKILL)
             elif isinstance(e, ScheduleRestart):
-                loop = asyncio.get_running_loop()
-                if e.delay == 0:
-                    self._restart_due(rt)
-                else:
-                    rt.timer = loop.call_later(e.delay, self._restart_due, rt)
+                rt.timer = asyncio.get_running_loop().call_later(e.delay, self._restart_due, rt)
             elif isinstance(e, CancelRestart):
                 if rt.timer is not None:
                     rt.timer.cancel()
                     rt.timer = None
             elif isinstance(e, Spawn):
-                self._spawn(rt)
+                self._spawn(rt, prepared=True)
             elif isinstance(e, RunRecoverScript):
                 self._task(rt, self._recover_by_script(rt))
             elif isinstance(e, FireFinalAction):
@@ -501,14 +512,17 @@ class Supervisor:
 
     def _save(self, rt: Runtime) -> None:
         w = rt.watch
-        stored = request_to_dict(w.request)
-        stored["env"] = rt.env
+        if rt.stored_for is not w.request:  # serialised once per armload, not per save
+            stored = request_to_dict(w.request)
+            stored["env"] = rt.env
+            rt.stored_request = json.dumps(stored)
+            rt.stored_for = w.request
         self.store.put_watch(
             WatchRow(
                 key=rt.key,
                 instance=w.instance,
                 group=w.group,
-                request=stored,
+                request={},
                 state=w.state.value,
                 pid=w.pid,
                 pid_start=rt.pid_start,
@@ -519,7 +533,8 @@ class Supervisor:
                 boot_id=self.boot_id,
                 created=rt.created,
                 detail=w.detail,
-            )
+            ),
+            rt.stored_request,
         )
 
     def _forget(self, rt: Runtime) -> None:
