@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from rearm.api.client import ApiFailure, DaemonNotRunning, call, stream
-from rearm.cli import license_cmd, lifecycle_cmd
+from rearm.cli import alert_cmd, license_cmd, lifecycle_cmd
 from rearm.paths import Home
 from rearm.validate import ConfigError
 
@@ -476,6 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop by itself after this many seconds (default: run until Ctrl-C)",
     )
     p.set_defaults(func=cmd_demo)
+    alert_cmd.register(sub)
     return parser
 
 

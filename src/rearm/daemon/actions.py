@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from rearm.daemon.bus import EventBus
 from rearm.model import Cluster, FinalAction
-from rearm.store import Store
+from rearm.store import EventRow, Store
 
 log = logging.getLogger("rearm.actions")
 
@@ -83,6 +83,7 @@ class FinalActions:
         self.boot_id = boot_id
         self.stop_group = stop_group
         self.machine = machine or MachineControl()
+        self.send_alert: Callable[[EventRow], Awaitable[object]] | None = None
 
     def choose(
         self, cluster: Cluster, requested: FinalAction, now: float
@@ -118,7 +119,7 @@ class FinalActions:
                     },
                 )
             machine = action.takes_machine_down
-            self.bus.emit(
+            event = self.bus.emit(
                 "final_action",
                 f"final action {action.value}"
                 + (" (drill: recorded, not executed)" if drill and machine else "")
@@ -133,6 +134,9 @@ class FinalActions:
                     "guarded": guarded,
                 },
             )
+        if self.send_alert is not None:
+            # Sent (or given up on) before acting, with a bounded wait.
+            await self.send_alert(event)
         await self._carry_out(action_id, action, watch, group, drill)
         return Outcome(requested, action, drill, guarded)
 

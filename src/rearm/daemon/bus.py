@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rearm.store import EventRow, Store
@@ -42,6 +43,8 @@ class EventBus:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._subscribers: set[Subscription] = set()
+        # Called with every event, synchronously: alerts and metrics. Must not block or raise.
+        self.listeners: list[Callable[[EventRow], None]] = []
 
     def emit(
         self,
@@ -58,6 +61,8 @@ class EventBus:
         log.log(LEVELS.get(severity, logging.INFO), "%s: %s", kind, message)
         for sub in self._subscribers:
             sub.offer(event)
+        for listener in self.listeners:
+            listener(event)
         return event
 
     def subscribe(self) -> Subscription:

@@ -18,9 +18,12 @@ from collections.abc import Coroutine
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from aiohttp import web
+
+from rearm.alerts import AlertDispatcher, load_sinks
 from rearm.api.server import ApiError, ControlServer
 from rearm.backends import process
-from rearm.config import NEEDS_RESTART, group_names, load_cluster, load_group
+from rearm.config import NEEDS_RESTART, address_only, group_names, load_cluster, load_group
 from rearm.daemon.actions import FinalActions, is_drill
 from rearm.daemon.bus import EventBus
 from rearm.daemon.control import Control
@@ -32,6 +35,7 @@ from rearm.model import OPERATOR_SHUTDOWN_STATUS, Cluster, GroupState
 from rearm.paths import Home
 from rearm.store import Store
 from rearm.validate import ConfigError
+from rearm.web.metrics import EventCounts, metrics_app
 
 log = logging.getLogger("rearm")
 
@@ -64,6 +68,16 @@ class Daemon:
             home.socket, cluster.admin_group, cluster.read_access == "everyone"
         )
         self.heartbeat = Heartbeat(home.state_db, is_drill(cluster))
+        try:
+            sinks = load_sinks(home)
+        except ConfigError as e:
+            log.error("alerts disabled: %s", e)
+            sinks = []
+        self.alerts = AlertDispatcher(sinks, cluster.name, cluster.server, self.bus.emit)
+        self.event_counts = EventCounts()
+        self.bus.listeners += [self.alerts.offer, self.event_counts.offer]
+        self.actions.send_alert = self.alerts.flush
+        self._metrics: web.AppRunner | None = None
         Control(self).register()
         self._exit = asyncio.Event()
         self._by_operator = False
@@ -86,6 +100,8 @@ class Daemon:
         self.supervisor.recover()
         to_start = self.groups.recover()
         await self.server.start()
+        await self.alerts.start()
+        await self._serve_metrics()
         with open(self.home.pidfile, "w") as f:
             f.write(f"{self.pid}\n")
         notify("READY=1\nSTATUS=watching")
@@ -111,11 +127,29 @@ class Daemon:
             if not self._stop_groups_on_exit
             else "rearm daemon stopped",
         )
+        await self.alerts.stop(5)
+        if self._metrics is not None:
+            await self._metrics.cleanup()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.home.pidfile)
         self.store.close()
         # SIGTERM (systemctl stop) is an ordinary stop; `rearm shutdown` says "stay down".
         return OPERATOR_SHUTDOWN_STATUS if self._by_operator else 0
+
+    async def _serve_metrics(self) -> None:
+        runner = web.AppRunner(metrics_app(self.status, self.alerts, self.event_counts))
+        await runner.setup()
+        try:
+            await web.TCPSite(
+                runner, address_only(self.cluster.ip), self.cluster.manager_port
+            ).start()
+        except OSError as e:
+            log.error(
+                "metrics not served on %s:%s: %s", self.cluster.ip, self.cluster.manager_port, e
+            )
+            await runner.cleanup()
+            return
+        self._metrics = runner
 
     async def _auto_start(self, name: str) -> None:
         try:
@@ -139,6 +173,7 @@ class Daemon:
         """Re-read cluster.toml; on error keep the running configuration and say why."""
         try:
             new = load_cluster(self.home)
+            sinks = load_sinks(self.home)
         except ConfigError as e:
             self.bus.emit(
                 "config_error", f"reload refused, configuration kept: {e}", severity="error"
@@ -148,6 +183,7 @@ class Daemon:
             k for k in sorted(NEEDS_RESTART) if getattr(new, k) != getattr(self.cluster, k)
         ]
         self.cluster = new
+        self._background(self.alerts.reconfigure(sinks, new.name, new.server))
         self.heartbeat.start(new, is_drill(new))  # restarts the keeper only if its settings changed
         self.bus.emit(
             "config_reload",

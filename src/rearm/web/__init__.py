@@ -1,0 +1,1 @@
+"""The web side of the daemon: /metrics today, the Manager later (SPEC §8)."""
