@@ -6,10 +6,14 @@
 #   smitools     smilint, lints REARM-MIB
 #   erlang-snmp  the SMIv2 base modules (SNMPv2-SMI, -TC, -CONF, -MIB) as text: Debian's net-snmp
 #                and libsmi ship without them (they are in the non-free snmp-mibs-downloader)
+#   systemd      systemd-analyze (unit checks) and the systemd run as PID 1 of the test sandbox
+#   dbus         the system bus inside that sandbox
+#   procps       /bin/kill, named by the unit's ExecReload
+#   util-linux   setpriv (/U and service users), unshare (private namespaces in tests)
 # Without root it only says what is missing: those tests then skip (and fail under CI=true).
 set -euo pipefail
 
-PACKAGES=(snmptrapd snmp smitools erlang-snmp)
+PACKAGES=(snmptrapd snmp smitools erlang-snmp systemd dbus procps util-linux)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -18,6 +18,10 @@ if [ ! -x .venv/bin/python ]; then
     fi
 fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+# Debian packages: receivers and tools for the alert tests, systemd for the unit tests, and the
+# real servers (PostgreSQL, Redis, nginx, MariaDB, Postfix, Dovecot) for tests/services.
+bash scripts/test-deps.sh
+[ -f scripts/test-deps-services.sh ] && bash scripts/test-deps-services.sh
 
 echo "== ruff"; .venv/bin/ruff check src tests bench
 echo "== mypy"; .venv/bin/mypy
