@@ -249,7 +249,8 @@ def test_stop_signal_and_stop_command_of_a_service(cluster: Cluster, tmp_path: P
     assert "killed by SIGINT" in cluster.events("watch_stopped")[-1]["message"]
     cluster.write_service(
         "svc2",
-        f'command = ["/bin/sleep", "1001.22"]\nstop_command = ["/bin/sh", "-c", "touch {marker}"]\n',
+        'command = ["/bin/sleep", "1001.22"]\n'
+        f'stop_command = ["/bin/sh", "-c", "touch {marker}"]\n',
     )
     cluster.ok("armload", "SVC2", "/S", "svc2")
     pid = cluster.wait_running("SVC2")["pid"]
