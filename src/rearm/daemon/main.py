@@ -128,6 +128,7 @@ class Daemon:
             else "rearm daemon stopped",
         )
         await self.alerts.stop(5)
+        await self.supervisor.units.close()
         if self._metrics is not None:
             await self._metrics.cleanup()
         with contextlib.suppress(FileNotFoundError):

@@ -26,6 +26,7 @@ from rearm.backends.process import Proc, SpawnError
 from rearm.config import load_service
 from rearm.daemon import readiness
 from rearm.daemon.bus import EventBus
+from rearm.daemon.units import UnitDriver
 from rearm.model import (
     KillRequest,
     LoadRequest,
@@ -90,6 +91,8 @@ class Runtime:
     created: float = field(default_factory=time.time)
     stored_request: str = ""  # the request and env as stored, JSON
     stored_for: LoadRequest | None = None  # the request that stored_request was made from
+    unit: str | None = None  # the systemd unit, when systemd runs the target (units.py)
+    unit_unwatch: Callable[[], None] | None = None
 
     def state(self) -> WatchState:
         """Read afresh: the state changes while a coroutine awaits."""
@@ -116,6 +119,7 @@ class Supervisor:
         # Wired by main.py: the group runner and the final actions (kept out of this module).
         self.run_recover_script: RecoverScript | None = None
         self.fire_final_action: FireAction | None = None
+        self.units = UnitDriver(self)
 
     # ------------------------------------------------------------------------------------------
     # armload
@@ -153,8 +157,19 @@ class Supervisor:
                 "/SCR needs a group: it re-runs the group's start script, so the watch must be "
                 "created by a group's start script (REARM_GROUP is not set)"
             )
-        service = self._service(req) if req.kind is TargetKind.SERVICE else None
-        running = self._find_running(req, service)
+        service = self._service_def(req) if req.kind is TargetKind.SERVICE else None
+        unit = None
+        if req.service is not None and service is None:
+            unit = await self.units.resolve(req.service, self.home.service_file(req.service))
+            again = self.runtimes.get(key)
+            if again is not None and again.watch.state.is_alive:  # armloaded while we asked
+                raise ApiError(f"watch ID '{req.watch_id}' is already in use by a live watch")
+        running = self._find_running(req, service) if unit is None else None
+        if unit is not None and self.units.running(unit) and not req.adopt:
+            raise ApiError(
+                f"service '{req.service}' is already running (unit {unit.name}, pid "
+                f"{unit.main_pid}): use /A to adopt it, or stop it first"
+            )
         if running and not req.adopt and service is not None:
             raise ApiError(
                 f"service '{service.name}' is already running (pid {running.pid}): "
@@ -169,6 +184,22 @@ class Supervisor:
             env=_clean_env(env),
         )
         self.runtimes[key] = rt
+        if unit is not None:
+            rt.unit = unit.name
+            if self.units.running(unit):
+                await self.units.attach(
+                    rt, unit, "watch_adopt", f"adopted the running unit {unit.name}"
+                )
+            else:
+                self._prepare_spawn(rt)
+                self._persist(rt)
+                problem = await self.units.start(rt, first=True)
+                if problem is not None:
+                    with self.store.transaction():
+                        self.store.delete_watch(key)
+                    self._forget(rt)
+                    raise ApiError(f"{req.watch_id}: cannot start {req.target}: {problem}")
+            return await self._await_start(rt, req)
         if running and req.adopt:
             self._adopt(rt, running, "adopted the running process")
         else:
@@ -195,13 +226,18 @@ class Supervisor:
                 raise ApiError(f"{w.watch_id} did not start: {w.detail or w.state.value}")
         return {"id": w.watch_id, "state": w.state.value, "pid": w.pid}
 
-    def _service(self, req: LoadRequest) -> ServiceDef:
+    def _service_def(self, req: LoadRequest) -> ServiceDef | None:
+        """The service's definition file, None when there is none (then: a systemd unit)."""
         assert req.service is not None
         try:
-            service = load_service(self.home, req.service)
+            return load_service(self.home, req.service)
         except ConfigError as e:
             raise ApiError(str(e)) from None
+
+    def _service(self, req: LoadRequest) -> ServiceDef:
+        service = self._service_def(req)
         if service is None:
+            assert req.service is not None
             raise ApiError(
                 f"unknown service '{req.service}': no definition at "
                 f"{self.home.service_file(req.service)} (see SPEC §2 for its keys)"
@@ -255,8 +291,10 @@ class Supervisor:
         w = rt.watch
         if not prepared:
             self._prepare_spawn(rt)
-            with self.store.transaction():
-                self._save(rt)
+            self._persist(rt)
+        if rt.unit is not None:
+            self._task(rt, self.units.start(rt, first=False))
+            return None
         try:
             argv, env, service = self._target(rt)
             assert rt.token is not None  # set by _prepare_spawn, committed before this spawn
@@ -510,11 +548,16 @@ class Supervisor:
             elif isinstance(e, Forget):
                 self._forget(rt)
 
+    def _persist(self, rt: Runtime) -> None:
+        with self.store.transaction():
+            self._save(rt)
+
     def _save(self, rt: Runtime) -> None:
         w = rt.watch
         if rt.stored_for is not w.request:  # serialised once per armload, not per save
             stored = request_to_dict(w.request)
             stored["env"] = rt.env
+            stored["unit"] = rt.unit
             rt.stored_request = json.dumps(stored)
             rt.stored_for = w.request
         self.store.put_watch(
@@ -539,6 +582,7 @@ class Supervisor:
 
     def _forget(self, rt: Runtime) -> None:
         rt.forgotten = True
+        self.units.detach(rt)
         rt.settled.set()
         if rt.timer is not None:
             rt.timer.cancel()
@@ -585,6 +629,8 @@ class Supervisor:
         return {"id": w.watch_id, "message": message}
 
     async def _stop_target(self, rt: Runtime, pid: int, timeout: int) -> str:
+        if rt.unit is not None:
+            return await self.units.stop(rt, timeout)
         loop = asyncio.get_running_loop()
         deadline = None if timeout == 0 else loop.time() + timeout
         w = rt.watch
@@ -690,7 +736,10 @@ class Supervisor:
             "interval": p.interval,
             "script": p.script,
             "detail": w.detail,
-            "log": self.home.watch_log(w.watch_id),
+            # A unit's output goes to systemd's journal, not to a log file of rearm's.
+            "log": None if rt.unit else self.home.watch_log(w.watch_id),
+            "backend": "systemd" if rt.unit else "process",
+            "unit": rt.unit,
         }
 
     # ------------------------------------------------------------------------------------------
@@ -737,6 +786,8 @@ class Supervisor:
             token=row.token,
             created=row.created,
         )
+        unit = row.request.get("unit")
+        rt.unit = unit if isinstance(unit, str) else None
         self.runtimes[rt.key] = rt
         if w.state in (S.STOPPED, S.FAILED, S.ESCALATED):
             rt.settled.set()
@@ -744,6 +795,9 @@ class Supervisor:
         if w.state is S.RESTARTING:
             due = max(0.0, min((w.restart_due or now) - now, float(req.policy.interval)))
             rt.timer = asyncio.get_running_loop().call_later(due, self._restart_due, rt)
+            return
+        if rt.unit is not None:
+            self._task(rt, self.units.recover(rt))
             return
         if w.pid is not None and rt.pid_start is not None:
             pidfd = process.open_pidfd(Proc(w.pid, rt.pid_start))
