@@ -20,8 +20,9 @@ from .systemd_sandbox import SYSTEMD, SystemdSandbox, systemd_sandbox
 REARM_BIN = Path(sys.executable).parent
 UNITS = {
     "napper.service": "[Service]\nExecStart=/bin/sleep 1000\nRestart=no\n",
-    "stubborn.service": "[Service]\nExecStart=/bin/sh -c 'trap \"\" TERM; exec sleep 1000'\n"
-    "TimeoutStopSec=600\n",
+    # It writes its ready file once the TERM trap is set: armkill must not come before that.
+    "stubborn.service": "[Service]\nExecStart=/bin/sh -c 'trap \"\" TERM; "
+    "touch /run/stubborn.ready; while true; do sleep 1; done'\nTimeoutStopSec=600\n",
     "selfish.service": "[Service]\nExecStart=/bin/sleep 1000\nRestart=on-failure\n",
     "broken.service": "[Service]\nType=exec\nExecStart=/nonexistent/program\n",
 }
@@ -155,6 +156,10 @@ def test_a_unit_is_started_watched_restarted_and_escalated(inside: Inside) -> No
 def test_armkill_stops_the_unit_and_kills_it_after_t(inside: Inside) -> None:
     c = inside
     c.ok("armload", "STUB", "/S", "/R", "1", "/WAIT", "30", "stubborn")
+    wait(
+        "the TERM trap",
+        lambda: c.sb.run(["test", "-e", "/run/stubborn.ready"], check=False).returncode == 0,
+    )
     began = time.monotonic()
     out = c.ok("armkill", "STUB", "/T", "1")
     assert 1.0 <= time.monotonic() - began < 15 and "SIGKILL" in out

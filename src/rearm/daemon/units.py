@@ -29,15 +29,44 @@ class UnitDriver:
         self.sup = supervisor
         self._units: SystemdUnits | None = None
         self._lock = asyncio.Lock()
+        self._guard: asyncio.Future[None] | None = None
+        self._closing = False
 
     async def units(self) -> SystemdUnits:
         async with self._lock:
             if self._units is None or self._units.lost is not None:
                 # REARM_SYSTEMD_BUS: a systemd other than the machine's (the test sandbox).
                 self._units = await SystemdUnits.connect(os.environ.get("REARM_SYSTEMD_BUS"))
+                self._guard = asyncio.ensure_future(self._on_lost(self._units))
             return self._units
 
+    async def _on_lost(self, units: SystemdUnits) -> None:
+        """The bus connection ended: its watches are silent now. Reconnect (with backoff) and
+        re-attach every unit watch, counting the ends that happened meanwhile."""
+        reason = await units.wait_lost()
+        if self._closing:
+            return
+        self.sup.bus.emit(
+            "systemd_connection_lost", f"lost the system bus: {reason}", severity="warning"
+        )
+        delay = 0.5
+        while not self._closing:
+            try:
+                await self.units()
+                break
+            except SystemdError:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        for rt in list(self.sup.runtimes.values()):
+            # Only running watches: a start or stop in flight fails on the lost bus by itself.
+            if rt.unit is not None and not rt.forgotten and rt.watch.state is S.RUNNING:
+                self.detach(rt)
+                await self.recover(rt)
+
     async def close(self) -> None:
+        self._closing = True
+        if self._guard is not None:
+            self._guard.cancel()
         if self._units is not None:
             await self._units.close()
 
