@@ -19,7 +19,8 @@ RANK = {name: n for n, name in enumerate(SEVERITIES)}
 # What alerts when a sink does not say `kinds`: the events issue 6 lists (fault, restart,
 # threshold, final action, group start failure, heartbeat timeout, daemon start and stop), plus
 # the two that belong with final actions (the reboot-loop guard changing one, one resumed after a
-# daemon crash) and a license problem, which keeps groups from starting.
+# daemon crash), a license problem, which keeps groups from starting, and losing systemd, which
+# leaves unit watches blind until it is back.
 DEFAULT_KINDS = (
     "daemon_start",
     "daemon_stop",
@@ -32,6 +33,8 @@ DEFAULT_KINDS = (
     "group_error",
     "license_problem",
     "heartbeat_timeout",
+    "systemd_unavailable",
+    "systemd_connection_lost",
 )
 
 # Every kind of event the daemon emits. A sink's `kinds` must name one of these (or be a pattern
