@@ -7,7 +7,11 @@ database and takes the heartbeat action -- in drill mode, the event only. End of
 means the daemon ended (a crash or a stop): that is not a hang, and the keeper ends quietly;
 the next daemon starts a keeper of its own.
 
-Run as `python -m rearm.keeper --db PATH --timeout S --action A --daemon-pid P [--drill]`.
+The hung daemon cannot send the heartbeat_timeout alert, so the keeper sends it itself, to the
+sinks of cluster.toml, with a bounded wait, before it takes the action.
+
+Run as `python -m rearm.keeper --db PATH --timeout S --action A --daemon-pid P [--drill]
+[--home DIR]`.
 """
 
 from __future__ import annotations
@@ -18,7 +22,43 @@ import select
 import sys
 import time
 
-from rearm.store import Store
+from rearm.paths import Home
+from rearm.store import EventRow, Store
+
+ALERT_TIMEOUT = 5.0
+
+
+def _send_alert(home: Home, event: EventRow) -> None:
+    """Deliver one event to the configured sinks, waiting at most ALERT_TIMEOUT seconds."""
+    import asyncio
+    import contextlib
+    from typing import Any
+
+    from rearm.alerts import AlertDispatcher, load_sinks
+    from rearm.config import load_cluster
+    from rearm.validate import ConfigError
+
+    try:
+        sinks = load_sinks(home)
+        cluster = load_cluster(home)
+    except ConfigError:
+        return  # the daemon reports configuration errors; nothing to send with here
+    if not sinks:
+        return
+
+    def ignore(kind: str, message: str, **fields: Any) -> Any:
+        return None  # the keeper has no bus: delivery failures only cost this one alert
+
+    async def deliver() -> None:
+        dispatcher = AlertDispatcher(sinks, cluster.name, cluster.server, ignore)
+        await dispatcher.start()
+        dispatcher.offer(event)
+        await dispatcher.flush(event, ALERT_TIMEOUT)
+        await dispatcher.stop(0.5)
+
+    # An alert must never keep the heartbeat action from happening.
+    with contextlib.suppress(Exception):
+        asyncio.run(asyncio.wait_for(deliver(), ALERT_TIMEOUT + 2))
 
 
 def _daemon_exists(pid: int) -> bool:
@@ -42,7 +82,9 @@ def _act(action: str) -> None:
         machine.panic()
 
 
-def keep(db: str, timeout: float, action: str, daemon_pid: int, drill: bool) -> int:
+def keep(
+    db: str, timeout: float, action: str, daemon_pid: int, drill: bool, home: Home | None = None
+) -> int:
     store = Store(db)
     fd = sys.stdin.fileno()
     hung = False
@@ -77,7 +119,7 @@ def keep(db: str, timeout: float, action: str, daemon_pid: int, drill: bool) -> 
         last = time.monotonic()
         real = not drill and action != "none"
         with store.transaction():
-            store.add_event(
+            event = store.add_event(
                 time.time(),
                 "heartbeat_timeout",
                 "critical",
@@ -88,6 +130,8 @@ def keep(db: str, timeout: float, action: str, daemon_pid: int, drill: bool) -> 
                 + (" (drill: recorded, not executed)" if drill and action != "none" else ""),
                 {"action": action, "drill": drill, "timeout": timeout},
             )
+        if home is not None:
+            _send_alert(home, event)
         if real:
             store.sync_hard()
             _act(action)
@@ -100,8 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--action", choices=["panic", "reboot", "none"], required=True)
     parser.add_argument("--daemon-pid", type=int, required=True)
     parser.add_argument("--drill", action="store_true")
+    parser.add_argument("--home", help="REARM_HOME, for the alert sinks ('' = system paths)")
     args = parser.parse_args(argv)
-    return keep(args.db, args.timeout, args.action, args.daemon_pid, args.drill)
+    home = None if args.home is None else Home.from_env(args.home or None)
+    return keep(args.db, args.timeout, args.action, args.daemon_pid, args.drill, home)
 
 
 if __name__ == "__main__":

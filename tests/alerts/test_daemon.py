@@ -146,3 +146,21 @@ def _epoch(iso: str) -> float:
 
     seconds, _, millis = iso.rstrip("Z").partition(".")
     return calendar.timegm(time.strptime(seconds, "%Y-%m-%dT%H:%M:%S")) + int(millis or 0) / 1000
+
+
+def test_a_hung_daemon_is_alerted_by_the_keeper(hook_server: HookServer, offline: Cluster) -> None:
+    """The daemon cannot send while hung: the heartbeat keeper sends the alert itself."""
+    _alerts(offline, _webhook(hook_server.url, '["heartbeat_timeout"]'))
+    offline.rearm("cluster", "set", "heartbeat_timeout=2", "heartbeat_action=reboot")
+    offline.start_daemon()
+    assert offline.daemon is not None
+    offline.daemon.send_signal(signal.SIGSTOP)
+    try:
+        wait_for(
+            "the heartbeat alert", lambda: "heartbeat_timeout" in hook_server.kinds(), timeout=15
+        )
+    finally:
+        offline.daemon.send_signal(signal.SIGCONT)
+    alert = next(r for r in hook_server.received if r["kind"] == "heartbeat_timeout")
+    assert alert["severity"] == "critical" and "drill" in str(alert["message"])
+    assert hook_server.bad_signatures == 0

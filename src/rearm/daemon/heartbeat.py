@@ -30,8 +30,9 @@ def beat_interval(timeout: float, systemd_usec: str | None) -> float:
 
 
 class Heartbeat:
-    def __init__(self, state_db: str, drill: bool) -> None:
+    def __init__(self, state_db: str, drill: bool, home_root: str | None = None) -> None:
         self.state_db = state_db
+        self.home_root = home_root
         self.drill = drill
         self.keeper: subprocess.Popen[bytes] | None = None
         self.device: int | None = None
@@ -74,6 +75,7 @@ class Heartbeat:
         ]
         if self.drill:
             argv.append("--drill")
+        argv += ["--home", self.home_root or ""]
         self.keeper = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, close_fds=True
         )

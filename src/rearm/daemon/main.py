@@ -67,7 +67,7 @@ class Daemon:
         self.server = ControlServer(
             home.socket, cluster.admin_group, cluster.read_access == "everyone"
         )
-        self.heartbeat = Heartbeat(home.state_db, is_drill(cluster))
+        self.heartbeat = Heartbeat(home.state_db, is_drill(cluster), home.root)
         try:
             sinks = load_sinks(home)
         except ConfigError as e:
