@@ -21,7 +21,7 @@ REARM_BIN = Path(sys.executable).parent
 UNITS = {
     "napper.service": "[Service]\nExecStart=/bin/sleep 1000\nRestart=no\n",
     # It writes its ready file once the TERM trap is set: armkill must not come before that.
-    "stubborn.service": "[Service]\nExecStart=/bin/sh -c 'trap \"\" TERM; "
+    "stubborn.service": '[Service]\nExecStart=/bin/sh -c \'trap "" TERM; '
     "touch /run/stubborn.ready; while true; do sleep 1; done'\nTimeoutStopSec=600\n",
     "selfish.service": "[Service]\nExecStart=/bin/sleep 1000\nRestart=on-failure\n",
     "broken.service": "[Service]\nType=exec\nExecStart=/nonexistent/program\n",

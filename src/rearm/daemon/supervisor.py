@@ -528,8 +528,11 @@ class Supervisor:
         for e in effects:
             if isinstance(e, KillLeftovers):
                 # Workers of the dead main process would hold its ports and files: end them.
-                if rt.own_group:
-                    process.signal_target(e.pid, True, signal.SIGKILL)
+                # The group to end is the one whose id is the dead pid. Only that process can
+                # have created it, and Linux reuses no pid while a group of that id lives, so
+                # this is right even for a daemon that called setsid() after writing its pid
+                # file (nginx): the group is looked up now, not remembered from its start.
+                process.signal_target(e.pid, True, signal.SIGKILL)
             elif isinstance(e, ScheduleRestart):
                 rt.timer = asyncio.get_running_loop().call_later(e.delay, self._restart_due, rt)
             elif isinstance(e, CancelRestart):
@@ -642,6 +645,9 @@ class Supervisor:
             await self._run_stop_command(rt, list(service.stop_command), deadline)
         else:
             sig = signal.Signals["SIG" + service.stop_signal] if service else signal.SIGTERM
+            # Whether it leads its group is looked up now: a forking daemon may have called
+            # setsid() after its pid file was read.
+            rt.own_group = rt.own_group or process.leads_own_group(pid)
             process.signal_target(pid, rt.own_group, sig)
         killed = not await self._wait_gone(rt, pid, deadline)
         if killed:
