@@ -10,7 +10,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,9 +28,7 @@ def units(tmp_path: Path) -> Path:
 
 def doctor(cluster: Cluster, units: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return cluster.run(
-        sys.executable,
-        "-m",
-        "rearm.cli.lifecycle_cmd",
+        "rearm",
         "--home",
         str(cluster.home),
         "doctor",
@@ -231,9 +228,7 @@ def test_the_unit_is_seen_installed_enabled_and_out_of_date(
     offline_cluster: Cluster, units: Path
 ) -> None:
     r = offline_cluster.run(
-        sys.executable,
-        "-m",
-        "rearm.cli.lifecycle_cmd",
+        "rearm",
         "--home",
         str(offline_cluster.home),
         "install",

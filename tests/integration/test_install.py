@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,10 +33,7 @@ SYSTEMD_ANALYZE = "systemd-analyze"  # Debian: in the `systemd` package, /usr/bi
 
 
 def lifecycle(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
-    """The commands as `rearm` will run them (`lifecycle_cmd.register`), with the same --home."""
-    return cluster.run(
-        sys.executable, "-m", "rearm.cli.lifecycle_cmd", "--home", str(cluster.home), *args
-    )
+    return cluster.run("rearm", "--home", str(cluster.home), *args)
 
 
 def install_ok(cluster: Cluster, units: Path) -> str:

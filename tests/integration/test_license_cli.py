@@ -2,8 +2,7 @@
 
 The vendor makes a keypair and issues a key; the operator's server trusts that vendor's public
 key (etc/license-keys/), registers the key and lists it. Refusals are one line on stderr, exit 1,
-and leave nothing behind. Until cli/main.py registers the command, it runs as
-`python -m rearm.cli.license_cmd`, the same registration `rearm` will use.
+and leave nothing behind. The commands run as the installed `rearm`.
 """
 
 from __future__ import annotations
@@ -40,7 +39,7 @@ class Setup:
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "rearm.cli.license_cmd", "license", *args],
+            [str(Path(sys.executable).parent / "rearm"), "license", *args],
             env=self.env,
             capture_output=True,
             text=True,

@@ -11,7 +11,6 @@ import argparse
 import datetime as dt
 import json
 import re
-import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -205,19 +204,3 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--name", default="rearm-vendor", help="file name (default rearm-vendor)")
     p.set_defaults(func=cmd_keygen)
 
-
-def main(argv: list[str] | None = None) -> int:
-    """`rearm` with only the license command, until cli/main.py registers it."""
-    parser = argparse.ArgumentParser(prog="rearm")
-    parser.add_argument("--home", metavar="DIR", help="put etc/, var/ and run/ under DIR")
-    register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except ConfigError as e:
-        print(f"rearm: {e}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

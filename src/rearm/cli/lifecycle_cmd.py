@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import TYPE_CHECKING
 
 from rearm.paths import Home
-from rearm.validate import ConfigError
 
 if TYPE_CHECKING:
     from rearm.install import Runner
@@ -111,19 +109,3 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--json", action="store_true", help="print the checks as JSON")
     p.set_defaults(func=cmd_doctor)
 
-
-def main(argv: list[str] | None = None) -> int:
-    """The three commands without the rest of `rearm` (same --home, same exit statuses)."""
-    parser = argparse.ArgumentParser(prog="rearm")
-    parser.add_argument("--home", metavar="DIR", help="put etc/, var/ and run/ under DIR")
-    register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except ConfigError as e:
-        print(f"rearm: {e}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
