@@ -58,6 +58,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import pytest
+
 SYSTEMD = Path("/lib/systemd/systemd")
 #: D-Bus address of the sandbox's system bus, as seen by a process inside the sandbox.
 INNER_BUS_ADDRESS = "unix:path=/run/dbus/system_bus_socket"
@@ -751,3 +753,18 @@ def _remove_tree(path: Path) -> None:
     if re.search(rf" {re.escape(str(path))}(/| )", mounts):
         raise SandboxError(f"{path} still has mounts on the host; not removing it")
     shutil.rmtree(path, ignore_errors=True)
+
+
+def require_sandbox() -> None:
+    """Skip a test that needs the sandbox when it cannot run here; on CI (CI=true) fail instead,
+    so that what depends on a real systemd is never shipped untested."""
+    why = None
+    if os.geteuid() != 0:
+        why = "the systemd sandbox needs root"
+    elif not SYSTEMD.exists():
+        why = f"{SYSTEMD} is not installed"
+    if why is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"systemd sandbox unavailable on CI: {why}")
+    pytest.skip(why)

@@ -35,7 +35,7 @@ from rearm.backends.systemd import (
     unit_name,
 )
 
-from .systemd_sandbox import SYSTEMD, SystemdSandbox, systemd_sandbox
+from .systemd_sandbox import SystemdSandbox, require_sandbox, systemd_sandbox
 
 SLEEPER = """\
 [Service]
@@ -111,21 +111,8 @@ UNITS = {
 DEADLINE = 10.0  # seconds for anything systemd does here (it takes milliseconds)
 
 
-def _missing_prerequisite() -> str | None:
-    if os.geteuid() != 0:
-        return "the systemd sandbox needs root"
-    if not SYSTEMD.exists():
-        return f"{SYSTEMD} is not installed"
-    return None
-
-
 def _require_sandbox() -> None:
-    why = _missing_prerequisite()
-    if why is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"systemd sandbox unavailable on CI: {why}")
-    pytest.skip(why)
+    require_sandbox()
 
 
 @pytest.fixture

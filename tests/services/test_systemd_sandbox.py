@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from .systemd_sandbox import (
-    SYSTEMD,
     SystemdSandbox,
+    require_sandbox,
     systemd_sandbox,
     unit_object_path,
 )
@@ -37,22 +37,9 @@ ExecStart=/bin/sleep infinity
 """
 
 
-def _missing_prerequisite() -> str | None:
-    if os.geteuid() != 0:
-        return "the systemd sandbox needs root"
-    if not SYSTEMD.exists():
-        return f"{SYSTEMD} is not installed"
-    return None
-
-
 @pytest.fixture(autouse=True)
 def _prerequisites() -> None:
-    why = _missing_prerequisite()
-    if why is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"systemd sandbox unavailable on CI: {why}")
-    pytest.skip(why)
+    require_sandbox()
 
 
 @pytest.fixture

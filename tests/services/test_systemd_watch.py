@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from .systemd_sandbox import SYSTEMD, SystemdSandbox, systemd_sandbox
+from .systemd_sandbox import SystemdSandbox, require_sandbox, systemd_sandbox
 
 REARM_BIN = Path(sys.executable).parent
 UNITS = {
@@ -30,16 +30,7 @@ UNITS = {
 
 @pytest.fixture(autouse=True)
 def _prerequisites() -> None:
-    why = None
-    if os.geteuid() != 0:
-        why = "the systemd sandbox needs root"
-    elif not SYSTEMD.exists():
-        why = f"{SYSTEMD} is not installed"
-    if why is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"systemd sandbox unavailable on CI: {why}")
-    pytest.skip(why)
+    require_sandbox()
 
 
 class Inside:
