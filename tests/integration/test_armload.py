@@ -254,8 +254,8 @@ def test_stop_signal_and_stop_command_of_a_service(cluster: Cluster, tmp_path: P
     )
     cluster.ok("armload", "SVC2", "/S", "svc2")
     pid = cluster.wait_running("SVC2")["pid"]
-    # The stop command does not stop it: armkill /T 1 then kills it and says so.
-    out = cluster.ok("armkill", "SVC2", "/T", "1")
+    # The stop command does not stop it: armkill /T 2 then kills it and says so.
+    out = cluster.ok("armkill", "SVC2", "/T", "2")
     assert marker.exists() and "SIGKILL" in out and not alive(pid)
 
 

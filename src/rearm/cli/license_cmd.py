@@ -203,4 +203,3 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--out", required=True, metavar="DIR", help="folder for NAME.key and NAME.pub")
     p.add_argument("--name", default="rearm-vendor", help="file name (default rearm-vendor)")
     p.set_defaults(func=cmd_keygen)
-

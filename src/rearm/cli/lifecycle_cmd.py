@@ -108,4 +108,3 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _add_unit_dir(p)
     p.add_argument("--json", action="store_true", help="print the checks as JSON")
     p.set_defaults(func=cmd_doctor)
-

@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from rearm.api.client import ApiFailure, DaemonNotRunning, call, stream
-from rearm.cli import alert_cmd, license_cmd, lifecycle_cmd
+from rearm.cli import alert_cmd, license_cmd, lifecycle_cmd, template_cmd
 from rearm.paths import Home
 from rearm.validate import ConfigError
 
@@ -441,6 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("which", choices=["start", "stop"])
     p.set_defaults(func=cmd_group_edit)
+    template_cmd.add_group_template(gsub)
 
     p = sub.add_parser("status", help="cluster, groups and watches")
     p.add_argument("--json", action="store_true")
@@ -477,6 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_demo)
     alert_cmd.register(sub)
+    template_cmd.register(sub)
     return parser
 
 

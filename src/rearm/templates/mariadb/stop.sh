@@ -1,0 +1,8 @@
+#!/bin/sh
+# Stop script of the mariadb template: the guide's stop.bat (armkill SQLSERVER).
+case "$REARM_EVENT" in
+STOP)
+    armkill MARIADB
+    ;;
+esac
+exit 0

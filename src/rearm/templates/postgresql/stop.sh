@@ -1,0 +1,8 @@
+#!/bin/sh
+# Stop script of the postgresql template: the guide's stop.bat (armkill SQLSERVER).
+case "$REARM_EVENT" in
+STOP)
+    armkill POSTGRES
+    ;;
+esac
+exit 0
