@@ -21,7 +21,8 @@ fi
 # Debian packages: receivers and tools for the alert tests, systemd for the unit tests, and the
 # real servers (PostgreSQL, Redis, nginx, MariaDB, Postfix, Dovecot) for tests/services.
 bash scripts/test-deps.sh
-[ -f scripts/test-deps-services.sh ] && bash scripts/test-deps-services.sh
+bash scripts/test-deps-services.sh
+bash scripts/test-deps-web.sh
 
 echo "== ruff"; .venv/bin/ruff check src tests bench
 echo "== mypy"; .venv/bin/mypy

@@ -218,7 +218,7 @@ SETTABLE: dict[str, Any] = {
     "read_access": str.lower,
 }
 # What a running daemon cannot take over without a restart.
-NEEDS_RESTART = frozenset({"admin_group", "read_access"})
+NEEDS_RESTART = frozenset({"admin_group", "read_access", "ip", "manager_port"})
 
 
 def new_cluster_text(cluster: Cluster) -> str:

@@ -60,6 +60,18 @@ KNOWN_KINDS = frozenset(
         "group_stop_script_failed",
         "config_reload",
         "config_error",
+        # What operators do in the Manager, each naming the user.
+        "drill_fault",
+        "manager_login",
+        "manager_login_failed",
+        "manager_logout",
+        "manager_group_start",
+        "manager_group_stop",
+        "manager_group_create",
+        "manager_script_edit",
+        "manager_template_import",
+        "manager_cluster_set",
+        "manager_license_register",
     }
 )
 

@@ -8,8 +8,10 @@ running until Ctrl-C (or --seconds) and cleans up everything it started.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -20,8 +22,10 @@ from typing import Any
 from rearm.api.client import ApiFailure, DaemonNotRunning, call
 from rearm.config import create_group, script_path, write_atomic
 from rearm.paths import Home
+from rearm.web.users import save_user
 
 DEMO_PORT = 8471
+MANAGER_PORT = 8470
 START_SCRIPT = """#!/bin/sh
 # The demo group's start script: one armload line in the START section.
 case "$REARM_EVENT" in
@@ -38,6 +42,16 @@ STOP)
     ;;
 esac
 """
+
+
+def _port_free_or_any(preferred: int) -> int:
+    """`preferred` when nothing listens on it, else a free port: the demo must not collide."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred))
+        except OSError:
+            sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _wait_for(what: str, check: Callable[[], Any], timeout: float = 20.0) -> Any:
@@ -85,11 +99,21 @@ def run_demo(home_dir: str | None, seconds: float) -> int:
             check=True,
             env=env,
         )
+        manager_port = _port_free_or_any(MANAGER_PORT)
+        subprocess.run(
+            [*rearm, "cluster", "set", f"manager_port={manager_port}"],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+    password = secrets.token_urlsafe(9)  # a new one each run, printed below
+    save_user(home, "admin", password, "admin")
+    web_port = _port_free_or_any(DEMO_PORT)
     if not os.path.exists(home.group_dir("demo")):
         create_group(home, "demo", description="a web server watched by rearm")
         write_atomic(
             script_path(home, "demo", "start"),
-            START_SCRIPT.format(python=sys.executable, port=DEMO_PORT),
+            START_SCRIPT.format(python=sys.executable, port=web_port),
             0o755,
         )
         write_atomic(script_path(home, "demo", "stop"), STOP_SCRIPT, 0o755)
@@ -110,8 +134,10 @@ def run_demo(home_dir: str | None, seconds: float) -> int:
         )
         print(
             f"daemon pid {daemon.pid}; group demo online; WEB serves "
-            f"http://127.0.0.1:{DEMO_PORT}/ (pid {web['pid']})"
+            f"http://127.0.0.1:{web_port}/ (pid {web['pid']})"
         )
+        url = call(home.socket, "status")["cluster"]["manager_url"]
+        print(f"Manager: {url}  (user admin, password {password})")
         print(f"crashing WEB with SIGKILL (pid {web['pid']}) ...")
         os.kill(web["pid"], signal.SIGKILL)
         again = _wait_for(

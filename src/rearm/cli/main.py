@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from rearm.api.client import ApiFailure, DaemonNotRunning, call, stream
-from rearm.cli import alert_cmd, license_cmd, lifecycle_cmd, template_cmd
+from rearm.cli import alert_cmd, license_cmd, lifecycle_cmd, passwd_cmd, template_cmd
 from rearm.paths import Home
 from rearm.validate import ConfigError
 
@@ -96,13 +96,14 @@ def cmd_cluster_show(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from rearm.config import load_cluster
+    from rearm.web.settings import manager_url
 
     home = _home(args)
     cluster = asdict(load_cluster(home))
     cluster = {k: (v.value if hasattr(v, "value") else v) for k, v in cluster.items()}
     if os.environ.get("REARM_DRILL", "") not in ("", "0"):
         cluster["drill_forced_by_environment"] = True
-    cluster["manager_url"] = None  # served from the Manager's issue on
+    cluster["manager_url"] = manager_url(cluster["ip"], cluster["manager_port"])
     if args.json:
         _print_json(cluster)
     else:
@@ -479,6 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
     alert_cmd.register(sub)
     template_cmd.register(sub)
+    passwd_cmd.register(sub)
     return parser
 
 

@@ -35,7 +35,7 @@ from rearm.model import OPERATOR_SHUTDOWN_STATUS, Cluster, GroupState
 from rearm.paths import Home
 from rearm.store import Store
 from rearm.validate import ConfigError
-from rearm.web.metrics import EventCounts, metrics_app
+from rearm.web.metrics import EventCounts
 
 log = logging.getLogger("rearm")
 
@@ -78,6 +78,7 @@ class Daemon:
         self.bus.listeners += [self.alerts.offer, self.event_counts.offer]
         self.actions.send_alert = self.alerts.flush
         self._metrics: web.AppRunner | None = None
+        self.manager_url: str | None = None  # set once the Manager is served
         Control(self).register()
         self._exit = asyncio.Event()
         self._by_operator = False
@@ -101,7 +102,7 @@ class Daemon:
         to_start = self.groups.recover()
         await self.server.start()
         await self.alerts.start()
-        await self._serve_metrics()
+        await self._serve_web()
         with open(self.home.pidfile, "w") as f:
             f.write(f"{self.pid}\n")
         notify("READY=1\nSTATUS=watching")
@@ -137,8 +138,15 @@ class Daemon:
         # SIGTERM (systemctl stop) is an ordinary stop; `rearm shutdown` says "stay down".
         return OPERATOR_SHUTDOWN_STATUS if self._by_operator else 0
 
-    async def _serve_metrics(self) -> None:
-        runner = web.AppRunner(metrics_app(self.status, self.alerts, self.event_counts))
+    async def _serve_web(self) -> None:
+        """The Manager and /metrics on the management address (cluster.ip, manager_port)."""
+        from rearm.web.app import manager_app
+        from rearm.web.settings import manager_url, settings_or_problem
+
+        settings, problem = settings_or_problem(self.home)
+        if problem is not None:
+            log.error("the Manager is not served, only /metrics: %s", problem)
+        runner = web.AppRunner(manager_app(self, settings), access_log=None)
         await runner.setup()
         try:
             await web.TCPSite(
@@ -146,11 +154,17 @@ class Daemon:
             ).start()
         except OSError as e:
             log.error(
-                "metrics not served on %s:%s: %s", self.cluster.ip, self.cluster.manager_port, e
+                "Manager and metrics not served on %s:%s: %s",
+                self.cluster.ip,
+                self.cluster.manager_port,
+                e,
             )
             await runner.cleanup()
             return
         self._metrics = runner
+        if settings is not None and settings.enabled:
+            self.manager_url = manager_url(self.cluster.ip, self.cluster.manager_port)
+            log.info("Manager at %s", self.manager_url)
 
     async def _auto_start(self, name: str) -> None:
         try:
@@ -233,7 +247,7 @@ class Daemon:
                 "server": c.server,
                 "final_action": c.final_action.value,
                 "drill": is_drill(c),
-                "manager_url": None,  # the Manager is not served yet
+                "manager_url": self.manager_url,
                 "return_mode": c.return_mode.value,
             },
             "daemon": {"pid": self.pid, "version": self.version, "since": self.started},

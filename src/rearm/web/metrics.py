@@ -20,13 +20,18 @@ CollectorRegistry: nothing is registered globally, so tests and a reload never s
     rearm_alert_queue_length{sink,type}
 
 A watch outside any group has group="".
+
+Served without login, beside the Manager: Prometheus scrapers cannot log in through a form,
+and the page holds only names, states and counts (no scripts, no configuration, no secrets).
+Whoever must not see even that keeps the management address on loopback (the default) or
+behind a firewall.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -248,6 +253,25 @@ def render_metrics(
     return generate_latest(registry)
 
 
+def metrics_handler(
+    get_status: Callable[[], dict[str, Any]],
+    dispatcher: AlertDispatcher | None = None,
+    events: EventCounts | None = None,
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The GET /metrics handler, for an application of its own or the Manager's."""
+    from aiohttp import web
+
+    async def metrics(request: web.Request) -> web.StreamResponse:
+        status = get_status()
+        since = status.get("daemon", {}).get("since")
+        uptime = max(0.0, time.time() - since) if isinstance(since, int | float) else 0.0
+        counters = dispatcher.counters() if dispatcher is not None else []
+        body = render_metrics(status, counters, uptime, events)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+    return metrics
+
+
 def metrics_app(
     get_status: Callable[[], dict[str, Any]],
     dispatcher: AlertDispatcher | None = None,
@@ -256,14 +280,6 @@ def metrics_app(
     """An aiohttp application serving GET /metrics (mount it, or serve it on its own)."""
     from aiohttp import web
 
-    async def metrics(request: web.Request) -> web.Response:
-        status = get_status()
-        since = status.get("daemon", {}).get("since")
-        uptime = max(0.0, time.time() - since) if isinstance(since, int | float) else 0.0
-        counters = dispatcher.counters() if dispatcher is not None else []
-        body = render_metrics(status, counters, uptime, events)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
-
     app = web.Application()
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/metrics", metrics_handler(get_status, dispatcher, events))
     return app

@@ -1,0 +1,134 @@
+"""GET /groups/{name}: state, watches (pid, state, restarts, faults in window), last faults,
+live. POST .../start, .../stop and .../watches/{watch}/drill, each confirmed first, as the
+original Manager asks "OK?" before starting or stopping a group."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from aiohttp import web
+
+from rearm.config import load_group
+from rearm.validate import ConfigError
+from rearm.web.context import manager_of, session_of
+from rearm.web.operator import OperatorError, check_group
+from rearm.web.pages import confirm_page, confirmed, form_of, operator_of, refused, run_briefly
+from rearm.web.render import error_page, page, redirect
+from rearm.web.views import group_context
+
+routes = web.RouteTableDef()
+
+
+def _url(name: str) -> str:
+    return f"/groups/{quote(name, safe='')}"
+
+
+@routes.get("/groups/{name}")
+async def group(request: web.Request) -> web.StreamResponse:
+    manager = manager_of(request)
+    name = request.match_info["name"]
+    context = group_context(manager, name)
+    if context is None:
+        return error_page(request, 404, "No such group", f"There is no group named {name}.")
+    try:
+        config = load_group(manager.daemon.home, name)
+        settings: dict[str, object] | None = {
+            "auto_start": config.auto_start,
+            "description": config.description,
+            "script_timeout": config.script_timeout,
+            "stop_timeout": config.stop_timeout,
+            "declared": [w.watch_id for w in config.watches],
+        }
+        config_problem = None
+    except ConfigError as e:
+        settings, config_problem = None, str(e)
+    return page(
+        request,
+        "group.html",
+        live_url=f"/live?view=group&group={quote(name, safe='')}",
+        name=name,
+        settings=settings,
+        config_problem=config_problem,
+        **context,
+    )
+
+
+@routes.post("/groups/{name}/start")
+async def start(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    operator = operator_of(request)
+    form = await form_of(request)
+    try:
+        check_group(operator.daemon, name)
+    except OperatorError as e:
+        return refused(request, e)
+    if not confirmed(form):
+        return confirm_page(
+            request,
+            title=f"Start group {name}?",
+            message=f"This brings {name} online: its declarative watches, then its start "
+            "script, which starts and watches its services.",
+            action=f"{_url(name)}/start",
+            button=f"Start group {name}",
+            cancel=_url(name),
+            danger=False,
+        )
+    await run_briefly(
+        request,
+        operator.start_group(name),
+        done=f"Group {name} is online.",
+        pending=f"Group {name} is starting: its progress shows here as it happens.",
+    )
+    raise redirect(_url(name))
+
+
+@routes.post("/groups/{name}/stop")
+async def stop(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    operator = operator_of(request)
+    form = await form_of(request)
+    try:
+        check_group(operator.daemon, name)
+    except OperatorError as e:
+        return refused(request, e)
+    if not confirmed(form):
+        return confirm_page(
+            request,
+            title=f"Stop group {name}?",
+            message=f"This runs the stop script of {name}, then ends every watch of the group "
+            "that is still alive: its services stop and are no longer watched.",
+            action=f"{_url(name)}/stop",
+            button=f"Stop group {name}",
+            cancel=_url(name),
+        )
+    await run_briefly(
+        request,
+        operator.stop_group(name),
+        done=f"Group {name} is offline.",
+        pending=f"Group {name} is stopping: its progress shows here as it happens.",
+    )
+    raise redirect(_url(name))
+
+
+@routes.post("/groups/{name}/watches/{watch}/drill")
+async def drill(request: web.Request) -> web.StreamResponse:
+    name, watch = request.match_info["name"], request.match_info["watch"]
+    form = await form_of(request)
+    operator = operator_of(request)
+    if not confirmed(form):
+        return confirm_page(
+            request,
+            title=f"Inject a fault into {watch}?",
+            message=f"The process of watch {watch} gets SIGKILL, as if it had crashed. rearm "
+            "then does what its policy says: restart it after /INT seconds, or fire the final "
+            "action when this fault is one too many within /H hours.",
+            action=f"{_url(name)}/watches/{quote(watch, safe='')}/drill",
+            button=f"Kill {watch} now",
+            cancel=_url(name),
+        )
+    try:
+        pid = operator.drill_fault(name, watch)
+    except OperatorError as e:
+        return refused(request, e)
+    session_of(request).flash(f"Drill: {watch} (pid {pid}) was killed; watch the recovery below.")
+    raise redirect(_url(name))
