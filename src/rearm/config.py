@@ -49,6 +49,10 @@ def read_toml(home: Home, path: str) -> dict[str, Any]:
         raise
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{_display(home, path)}: not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{_display(home, path)}: not UTF-8 text (byte {e.start}): TOML files are UTF-8"
+        ) from None
     except OSError as e:
         raise ConfigError(f"{_display(home, path)}: cannot read: {e.strerror}") from None
 

@@ -143,8 +143,14 @@ class Table:
         if unknown:
             known = ", ".join(sorted(self._seen | allowed_extra))
             raise ConfigError(
-                f"{self._where}: unknown key '{self._prefix}{unknown[0]}' (known keys: {known})"
+                # repr-like escaping: a key may hold a newline, and the message is one line.
+                f"{self._where}: unknown key '{_one_line(self._prefix + unknown[0])}' "
+                f"(known keys: {known})"
             )
+
+
+def _one_line(text: str) -> str:
+    return text.encode("unicode_escape").decode("ascii")
 
 
 def check_name(kind: str, name: str) -> str:

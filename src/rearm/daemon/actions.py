@@ -66,6 +66,17 @@ class Outcome:
     guarded: bool
 
 
+@dataclass(frozen=True)
+class Pending:
+    """A final action recorded and not yet carried out."""
+
+    action_id: int
+    outcome: Outcome
+    watch: str | None
+    group: str | None
+    event: EventRow
+
+
 StopGroup = Callable[[str | None, str], Awaitable[None]]
 
 
@@ -95,50 +106,64 @@ class FinalActions:
                 return FinalAction.STOPGROUP, True
         return requested, False
 
-    async def fire(self, cluster: Cluster, watch: str | None, group: str | None) -> Outcome:
-        """Record, then act. The record is committed before anything irreversible happens."""
+    def record(self, cluster: Cluster, watch: str | None, group: str | None) -> Pending:
+        """Decide and record the final action, inside the caller's store transaction.
+
+        The supervisor calls this in the very transaction that marks the watch escalated, so a
+        crash can never leave an escalated watch without its final action: what is recorded is
+        carried out by `complete`, or by `resume` after a restart.
+        """
         requested = cluster.final_action
         action, guarded = self.choose(cluster, requested, time.time())
         drill = is_drill(cluster)
-        with self.store.transaction():
-            action_id = self.store.add_final_action(
-                requested.value, action.value, watch, group, drill, self.boot_id
-            )
-            if guarded:
-                self.bus.emit(
-                    "reboot_loop_guard",
-                    f"{requested.value} refused: {cluster.max_reboots} reboots/panics already "
-                    f"within {cluster.reboot_window} s; taking the group offline instead",
-                    severity="critical",
-                    group=group,
-                    watch=watch,
-                    data={
-                        "requested": requested.value,
-                        "max_reboots": cluster.max_reboots,
-                        "reboot_window": cluster.reboot_window,
-                    },
-                )
-            machine = action.takes_machine_down
-            event = self.bus.emit(
-                "final_action",
-                f"final action {action.value}"
-                + (" (drill: recorded, not executed)" if drill and machine else "")
-                + (f" for {watch}" if watch else ""),
+        action_id = self.store.add_final_action(
+            requested.value, action.value, watch, group, drill, self.boot_id
+        )
+        if guarded:
+            self.bus.emit(
+                "reboot_loop_guard",
+                f"{requested.value} refused: {cluster.max_reboots} reboots/panics already "
+                f"within {cluster.reboot_window} s; taking the group offline instead",
                 severity="critical",
                 group=group,
                 watch=watch,
                 data={
-                    "action": action.value,
                     "requested": requested.value,
-                    "drill": drill,
-                    "guarded": guarded,
+                    "max_reboots": cluster.max_reboots,
+                    "reboot_window": cluster.reboot_window,
                 },
             )
+        machine = action.takes_machine_down
+        event = self.bus.emit(
+            "final_action",
+            f"final action {action.value}"
+            + (" (drill: recorded, not executed)" if drill and machine else "")
+            + (f" for {watch}" if watch else ""),
+            severity="critical",
+            group=group,
+            watch=watch,
+            data={
+                "action": action.value,
+                "requested": requested.value,
+                "drill": drill,
+                "guarded": guarded,
+            },
+        )
+        return Pending(action_id, Outcome(requested, action, drill, guarded), watch, group, event)
+
+    async def complete(self, pending: Pending) -> None:
+        """Alert (a bounded wait), then act: after the record is committed."""
         if self.send_alert is not None:
-            # Sent (or given up on) before acting, with a bounded wait.
-            await self.send_alert(event)
-        await self._carry_out(action_id, action, watch, group, drill)
-        return Outcome(requested, action, drill, guarded)
+            await self.send_alert(pending.event)
+        o = pending.outcome
+        await self._carry_out(pending.action_id, o.action, pending.watch, pending.group, o.drill)
+
+    async def fire(self, cluster: Cluster, watch: str | None, group: str | None) -> Outcome:
+        """Record (committed before anything irreversible happens), then act."""
+        with self.store.transaction():
+            pending = self.record(cluster, watch, group)
+        await self.complete(pending)
+        return pending.outcome
 
     async def _carry_out(
         self,

@@ -63,7 +63,10 @@ class Daemon:
         )
         self.actions = FinalActions(self.store, self.bus, self.boot_id, self._stop_group_for)
         self.supervisor.run_recover_script = self.groups.run_recover
-        self.supervisor.fire_final_action = self._fire
+        self.supervisor.record_final_action = lambda watch, group: self.actions.record(
+            self.cluster, watch, group
+        )
+        self.supervisor.complete_final_action = self.actions.complete
         self.server = ControlServer(
             home.socket, cluster.admin_group, cluster.read_access == "everyone"
         )
@@ -211,9 +214,6 @@ class Daemon:
     def _reload_from_signal(self) -> None:
         with contextlib.suppress(ApiError):
             self.reload()
-
-    async def _fire(self, watch: str, group: str | None) -> None:
-        await self.actions.fire(self.cluster, watch, group)
 
     async def _stop_group_for(self, group: str | None, reason: str) -> None:
         if group is not None:

@@ -104,7 +104,8 @@ class Runtime:
 
 
 RecoverScript = Callable[[str, str], Awaitable[str | None]]
-FireAction = Callable[[str, str | None], Awaitable[None]]
+RecordAction = Callable[[str, str | None], Any]  # inside a transaction; returns a pending action
+CompleteAction = Callable[[Any], Awaitable[None]]
 
 
 class Supervisor:
@@ -118,7 +119,8 @@ class Supervisor:
         self.hour_seconds = test_hour_seconds()
         # Wired by main.py: the group runner and the final actions (kept out of this module).
         self.run_recover_script: RecoverScript | None = None
-        self.fire_final_action: FireAction | None = None
+        self.record_final_action: RecordAction | None = None
+        self.complete_final_action: CompleteAction | None = None
         self.units = UnitDriver(self)
 
     # ------------------------------------------------------------------------------------------
@@ -511,6 +513,7 @@ class Supervisor:
             effects += w.restart_due_now()
         if any(isinstance(e, Spawn) for e in effects):
             self._prepare_spawn(rt)
+        pending: list[Any] = []
         with self.store.transaction():
             for e in effects:
                 if isinstance(e, RecordFault):
@@ -521,6 +524,9 @@ class Supervisor:
                     )
                 elif isinstance(e, Forget):
                     self.store.delete_watch(rt.key)
+                elif isinstance(e, FireFinalAction) and self.record_final_action is not None:
+                    # Recorded with the escalation itself: no crash can separate the two.
+                    pending.append(self.record_final_action(w.watch_id, w.group))
             if not any(isinstance(e, Forget) for e in effects):
                 self._save(rt)
         if w.state is not S.STARTING:
@@ -544,8 +550,9 @@ class Supervisor:
             elif isinstance(e, RunRecoverScript):
                 self._task(rt, self._recover_by_script(rt))
             elif isinstance(e, FireFinalAction):
-                if self.fire_final_action is not None:
-                    self._task(rt, self.fire_final_action(w.watch_id, w.group), keep=True)
+                if self.complete_final_action is not None:
+                    for p in pending:
+                        self._task(rt, self.complete_final_action(p), keep=True)
             elif isinstance(e, StopTarget):
                 pass  # armkill drives the stop itself (see kill)
             elif isinstance(e, Forget):
