@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import random
 import secrets
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import Cluster
+# The same real-daemon fixtures as the integration tests.
+from tests.integration.conftest import cluster, offline_cluster  # noqa: F401
 
 
 @pytest.fixture
@@ -26,24 +25,3 @@ def rng(request: pytest.FixtureRequest) -> random.Random:
 def prefix() -> str:
     """Watch IDs unique to this test, so the /proc scan never sees another run's targets."""
     return f"F{secrets.token_hex(3).upper()}_"
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(tmp_path / "home")
-    c.create()
-    c.start_daemon()
-    try:
-        yield c
-    finally:
-        c.cleanup()
-
-
-@pytest.fixture
-def offline_cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(tmp_path / "home")
-    c.create()
-    try:
-        yield c
-    finally:
-        c.cleanup()
