@@ -290,6 +290,24 @@ class Store:
         return int(row[0])
 
 
+def open_store(path: str) -> tuple[Store, str | None]:
+    """Open the state database; a corrupt one is set aside (kept for a post-mortem) and a new,
+    empty one takes its place. Returns the store and, when that happened, what was wrong."""
+    try:
+        store = Store(path)
+        problem = store.db.execute("PRAGMA quick_check").fetchone()[0]
+        if problem == "ok":
+            return store, None
+        store.close()
+    except sqlite3.DatabaseError as e:
+        problem = str(e)
+    aside = f"{path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}"
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.replace(path + suffix, aside + suffix)
+    return Store(path), f"{problem} (the damaged file is kept as {aside})"
+
+
 class _Transaction:
     """`with store.transaction():` -- all or nothing, committed before the block's effects run."""
 

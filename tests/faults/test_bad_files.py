@@ -79,17 +79,6 @@ def _corrupt(db: Path, how: str) -> None:
 
 
 @pytest.mark.parametrize("how", ["garbage", "truncated", "torn-page"])
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "NOT YET: a corrupt or truncated var/state.db is not detected at start: "
-        "Store.__init__ (store.py) raises sqlite3.DatabaseError ('file is not a database' / "
-        "'database disk image is malformed') out of Daemon.__init__, so `rearm daemon` exits "
-        "with a Python traceback (exit 1); no backup is made, nothing is rebuilt from the live "
-        "processes and the configuration, no alert or event is raised, and the services keep "
-        "running unwatched until an operator repairs the file by hand"
-    ),
-)
 def test_a_corrupt_state_database_is_backed_up_and_rebuilt(
     offline_cluster: Cluster, prefix: str, how: str
 ) -> None:

@@ -35,6 +35,7 @@ DEFAULT_KINDS = (
     "heartbeat_timeout",
     "systemd_unavailable",
     "systemd_connection_lost",
+    "state_rebuilt",
 )
 
 # Every kind of event the daemon emits. A sink's `kinds` must name one of these (or be a pattern

@@ -218,6 +218,26 @@ def find_by_token(token: str) -> list[Proc]:
     )
 
 
+def processes_with_env(name: str, value: str) -> list[tuple[Proc, dict[str, str]]]:
+    """Live processes whose environment has name=value, with their whole environment."""
+    needle = f"{name}={value}".encode()
+    found = []
+    for pid in _pids():
+        raw = _read(f"/proc/{pid}/environ")
+        if raw is None or needle not in raw.split(b"\0"):
+            continue
+        start = start_time(pid)
+        if start is None:
+            continue
+        env = {}
+        for item in raw.split(b"\0"):
+            k, sep, v = item.partition(b"=")
+            if sep:
+                env[k.decode(errors="replace")] = v.decode(errors="replace")
+        found.append((Proc(pid, start), env))
+    return found
+
+
 def find_by_argv(argv: list[str], exclude: set[int]) -> list[Proc]:
     """Running processes whose command line is exactly `argv` (for /A adoption)."""
     wanted = b"\0".join(a.encode() for a in argv) + b"\0"

@@ -33,7 +33,7 @@ from rearm.daemon.notify import notify
 from rearm.daemon.supervisor import Supervisor
 from rearm.model import OPERATOR_SHUTDOWN_STATUS, Cluster, GroupState
 from rearm.paths import Home
-from rearm.store import Store
+from rearm.store import open_store
 from rearm.validate import ConfigError
 from rearm.web.metrics import EventCounts
 
@@ -55,7 +55,7 @@ class Daemon:
         self.version = _version()
         self.started = time.time()
         self.boot_id = process.boot_id()
-        self.store = Store(home.state_db)
+        self.store, self.store_problem = open_store(home.state_db)
         self.bus = EventBus(self.store)
         self.supervisor = Supervisor(home, self.store, self.bus, self.boot_id)
         self.groups = Groups(
@@ -101,6 +101,20 @@ class Daemon:
             data={"pid": self.pid, "drill": is_drill(self.cluster)},
         )
         self.heartbeat.start(self.cluster, is_drill(self.cluster))
+        if self.store_problem is not None:
+            found = self.supervisor.rebuild_from_processes()
+            for group in sorted({g for g in found.values() if g is not None}):
+                # Its services run: it is online, and its start script must not run again.
+                self.groups.states[group] = (GroupState.ONLINE, "rebuilt after state loss")
+                with self.store.transaction():
+                    self.store.set_group_state(group, "online", self.boot_id, "rebuilt")
+            self.bus.emit(
+                "state_rebuilt",
+                f"the state database was unreadable: {self.store_problem}; rebuilt from the "
+                f"running processes: {len(found)} watch(es) re-adopted, their fault history lost",
+                severity="critical",
+                data={"watches": sorted(found)},
+            )
         self.supervisor.recover()
         to_start = self.groups.recover()
         await self.server.start()

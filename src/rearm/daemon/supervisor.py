@@ -61,6 +61,8 @@ log = logging.getLogger("rearm.supervisor")
 S = WatchState
 PIDFILE_TIMEOUT = 30.0  # a forking daemon must have written its pid file by then
 PIDFILE_POLL = 0.05
+STATE_VAR = "REARM_STATE_DIR"
+REQUEST_VAR = "REARM_REQUEST"
 TARGET_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Caller variables that describe the caller, not the target: never passed on.
 DROP_ENV = (
@@ -281,6 +283,9 @@ class Supervisor:
         env["REARM_WATCH"] = rt.watch.watch_id
         if rt.watch.group:
             env["REARM_GROUP"] = rt.watch.group
+        # What a lost state database can be rebuilt from: this home and the armload request.
+        env[STATE_VAR] = self.home.var
+        env[REQUEST_VAR] = json.dumps(request_to_dict(req), separators=(",", ":"))
         return argv, env, service
 
     def _spawn(self, rt: Runtime, first: bool = False, prepared: bool = False) -> str | None:
@@ -756,6 +761,41 @@ class Supervisor:
         }
 
     # ------------------------------------------------------------------------------------------
+    # after losing the state database
+    def rebuild_from_processes(self) -> dict[str, str | None]:
+        """Watch again every live target this home started, found by its environment.
+
+        Each target carries its home and its armload request (see _target). A target's children
+        inherit both, so only the session leader of each watch -- the process rearm (or the
+        daemon itself, after forking) made leader -- is taken. Returns watch ID -> group.
+        """
+        leaders: dict[str, tuple[Proc, dict[str, str]]] = {}
+        for proc, env in process.processes_with_env(STATE_VAR, self.home.var):
+            try:
+                if os.getsid(proc.pid) != proc.pid:
+                    continue
+            except ProcessLookupError:
+                continue
+            key = watch_key(env.get("REARM_WATCH", ""))
+            if key and (key not in leaders or proc.start < leaders[key][0].start):
+                leaders[key] = (proc, env)
+        found: dict[str, str | None] = {}
+        for key, (proc, env) in leaders.items():
+            try:
+                req = request_from_dict(json.loads(env[REQUEST_VAR]))
+            except (KeyError, ValueError, TypeError):
+                continue
+            group = env.get("REARM_GROUP") or None
+            rt = Runtime(
+                watch=Watch(req.watch_id, req, group, uuid.uuid4().hex, hour=self.hour_seconds),
+                env=_clean_env({k: v for k, v in env.items() if not k.startswith("REARM_")}),
+            )
+            self.runtimes[key] = rt
+            self._adopt(rt, proc, "re-adopted after the state database was rebuilt")
+            found[req.watch_id] = group
+        return found
+
+    # ------------------------------------------------------------------------------------------
     # after a daemon restart
     def recover(self) -> None:
         """Rebuild every watch from the store and re-attach to its live process."""
@@ -776,6 +816,8 @@ class Supervisor:
             self._recover_one(row, now)
 
     def _recover_one(self, row: WatchRow, now: float) -> None:
+        if watch_key(str(row.request.get("watch_id", ""))) in self.runtimes:
+            return  # rebuilt from its process already
         req = request_from_dict(row.request)
         env = row.request.get("env")
         w = Watch(
