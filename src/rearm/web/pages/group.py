@@ -4,6 +4,8 @@ original Manager asks "OK?" before starting or stopping a group."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
+from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
@@ -11,7 +13,7 @@ from aiohttp import web
 from rearm.config import load_group
 from rearm.validate import ConfigError
 from rearm.web.context import manager_of, session_of
-from rearm.web.operator import OperatorError, check_group
+from rearm.web.operator import Operator, OperatorError, check_group
 from rearm.web.pages import confirm_page, confirmed, form_of, operator_of, refused, run_briefly
 from rearm.web.render import error_page, page, redirect
 from rearm.web.views import group_context
@@ -53,8 +55,17 @@ async def group(request: web.Request) -> web.StreamResponse:
     )
 
 
-@routes.post("/groups/{name}/start")
-async def start(request: web.Request) -> web.StreamResponse:
+async def _group_operation(
+    request: web.Request,
+    verb: str,
+    question: str,
+    explain: str,
+    run: Callable[[Operator, str], Coroutine[Any, Any, object]],
+    done: str,
+    pending: str,
+    danger: bool = True,
+) -> web.StreamResponse:
+    """Start or stop a group: check it exists, ask for confirmation, then run and report."""
     name = request.match_info["name"]
     operator = operator_of(request)
     form = await form_of(request)
@@ -65,49 +76,49 @@ async def start(request: web.Request) -> web.StreamResponse:
     if not confirmed(form):
         return confirm_page(
             request,
-            title=f"Start group {name}?",
-            message=f"This brings {name} online: its declarative watches, then its start "
-            "script, which starts and watches its services.",
-            action=f"{_url(name)}/start",
-            button=f"Start group {name}",
+            title=question.format(name=name),
+            message=explain.format(name=name),
+            action=f"{_url(name)}/{verb}",
+            button=f"{verb.capitalize()} group {name}",
             cancel=_url(name),
-            danger=False,
+            danger=danger,
         )
     await run_briefly(
         request,
-        operator.start_group(name),
-        done=f"Group {name} is online.",
-        pending=f"Group {name} is starting: its progress shows here as it happens.",
+        run(operator, name),
+        done=done.format(name=name),
+        pending=pending.format(name=name),
     )
     raise redirect(_url(name))
+
+
+@routes.post("/groups/{name}/start")
+async def start(request: web.Request) -> web.StreamResponse:
+    return await _group_operation(
+        request,
+        "start",
+        "Start group {name}?",
+        "This brings {name} online: its declarative watches, then its start script, which "
+        "starts and watches its services.",
+        lambda operator, name: operator.start_group(name),
+        done="Group {name} is online.",
+        pending="Group {name} is starting: its progress shows here as it happens.",
+        danger=False,
+    )
 
 
 @routes.post("/groups/{name}/stop")
 async def stop(request: web.Request) -> web.StreamResponse:
-    name = request.match_info["name"]
-    operator = operator_of(request)
-    form = await form_of(request)
-    try:
-        check_group(operator.daemon, name)
-    except OperatorError as e:
-        return refused(request, e)
-    if not confirmed(form):
-        return confirm_page(
-            request,
-            title=f"Stop group {name}?",
-            message=f"This runs the stop script of {name}, then ends every watch of the group "
-            "that is still alive: its services stop and are no longer watched.",
-            action=f"{_url(name)}/stop",
-            button=f"Stop group {name}",
-            cancel=_url(name),
-        )
-    await run_briefly(
+    return await _group_operation(
         request,
-        operator.stop_group(name),
-        done=f"Group {name} is offline.",
-        pending=f"Group {name} is stopping: its progress shows here as it happens.",
+        "stop",
+        "Stop group {name}?",
+        "This runs the stop script of {name}, then ends every watch of the group that is still "
+        "alive: its services stop and are no longer watched.",
+        lambda operator, name: operator.stop_group(name),
+        done="Group {name} is offline.",
+        pending="Group {name} is stopping: its progress shows here as it happens.",
     )
-    raise redirect(_url(name))
 
 
 @routes.post("/groups/{name}/watches/{watch}/drill")
