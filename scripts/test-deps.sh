@@ -15,33 +15,14 @@ set -euo pipefail
 
 PACKAGES=(snmptrapd snmp smitools erlang-snmp systemd dbus procps util-linux)
 
-missing=()
-for pkg in "${PACKAGES[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
-        missing+=("$pkg")
-    fi
-done
+. "$(dirname "$0")/lib-deps.sh"
 
-if [ ${#missing[@]} -eq 0 ]; then
-    exit 0
-fi
-if [ "$(id -u)" != 0 ]; then
-    echo "test-deps: not root, cannot install: ${missing[*]} (their tests will be skipped)" >&2
-    exit 0
-fi
+deps_missing test-deps "${PACKAGES[@]}"
+[ ${#missing[@]} -gt 0 ] || exit 0
+deps_can_install test-deps || exit 0
 export DEBIAN_FRONTEND=noninteractive
 # snmptrapd and snmpd (a dependency) come with system services; the tests run their own
-# snmptrapd on a loopback port. While apt-get runs, a policy-rc.d answering 101 ("action
-# forbidden") keeps maintainer scripts from starting them -- unless one is already in place.
-POLICY=/usr/sbin/policy-rc.d
-own_policy=0
-if [ ! -e "$POLICY" ]; then
-    printf '#!/bin/sh\nexit 101\n' > "$POLICY"
-    chmod 755 "$POLICY"
-    own_policy=1
-fi
-cleanup() { if [ "$own_policy" = 1 ]; then rm -f "$POLICY"; fi; }
-trap cleanup EXIT
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "test-deps: installed ${missing[*]}"
+# snmptrapd on a loopback port.
+deps_forbid_services test-deps
+deps_update_lists test-deps
+deps_install test-deps "${missing[@]}"
