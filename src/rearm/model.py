@@ -1,12 +1,50 @@
 """Plain data shared by every part of rearm: no I/O, no behaviour beyond small derivations.
 
-Imported by the arm commands too, so it must stay cheap: stdlib dataclasses and enums only.
+The arm commands import only rearm.requests (re-exported here), which imports nothing.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+
+# The arm commands' requests live in a module without imports, so that armload starts fast;
+# for the rest of rearm they are part of the model.
+from rearm.requests import (
+    FINAL_ACTION_VALUES,
+    HOURS_RANGE,
+    INTERVAL_RANGE,
+    KILL_TIMEOUT_DEFAULT,
+    KILL_TIMEOUT_RANGE,
+    RESERVED_PREFIX,
+    RETRY_RANGE,
+    WAIT_RANGE,
+    WATCH_ID_MAX,
+    KillRequest,
+    LoadRequest,
+    ModeRequest,
+    RestartPolicy,
+    request_from_dict,
+    request_to_dict,
+)
+
+__all__ = [
+    "FINAL_ACTION_VALUES",
+    "HOURS_RANGE",
+    "INTERVAL_RANGE",
+    "KILL_TIMEOUT_DEFAULT",
+    "KILL_TIMEOUT_RANGE",
+    "RESERVED_PREFIX",
+    "RETRY_RANGE",
+    "WAIT_RANGE",
+    "WATCH_ID_MAX",
+    "KillRequest",
+    "LoadRequest",
+    "ModeRequest",
+    "RestartPolicy",
+    "request_from_dict",
+    "request_to_dict",
+]
 
 
 class FinalAction(enum.StrEnum):
@@ -58,71 +96,8 @@ class TargetKind(enum.StrEnum):
     APPLICATION = "application"
 
 
-# Limits of the arm commands (SPEC §4-5), in one place for the parser, the docs and the API.
-WATCH_ID_MAX = 255
-RETRY_RANGE = (1, 9)
-HOURS_RANGE = (1, 24)
-INTERVAL_RANGE = (0, 3600)
-WAIT_RANGE = (0, 3600)
-KILL_TIMEOUT_RANGE = (0, 3600)
-KILL_TIMEOUT_DEFAULT = 40
-RESERVED_PREFIX = "REARM_"
 # The daemon's exit status after `rearm shutdown`: systemd must not restart it (install.py).
 OPERATOR_SHUTDOWN_STATUS = 10
-
-
-@dataclass(frozen=True)
-class RestartPolicy:
-    """The /R /H /INT /SCR options of one watch. `retry=None` means: do not restart."""
-
-    retry: int | None = None
-    hours: int | None = None
-    interval: int = 0
-    script: bool = False
-
-
-@dataclass(frozen=True)
-class LoadRequest:
-    """A parsed `armload` command line.
-
-    Exactly one of `service` (with /S; lower-cased) and `argv` (an application: PATH then its
-    arguments, unchanged) is set. `wait` is None without /WAIT, 0 for no limit, else seconds.
-    """
-
-    watch_id: str
-    policy: RestartPolicy
-    adopt: bool = False
-    wait: int | None = None
-    service: str | None = None
-    argv: tuple[str, ...] | None = None
-    user: str | None = None
-
-    @property
-    def kind(self) -> TargetKind:
-        return TargetKind.SERVICE if self.service is not None else TargetKind.APPLICATION
-
-    @property
-    def target(self) -> str:
-        if self.service is not None:
-            return self.service
-        assert self.argv is not None
-        return " ".join(self.argv)
-
-
-@dataclass(frozen=True)
-class KillRequest:
-    """A parsed `armkill` command line. `timeout` 0 means no limit; `keep_running` is /C."""
-
-    watch_id: str
-    keep_running: bool = False
-    timeout: int = KILL_TIMEOUT_DEFAULT
-
-
-@dataclass(frozen=True)
-class ModeRequest:
-    """A parsed `armem` command line: `mode` None prints the current final action."""
-
-    mode: FinalAction | None = None
 
 
 def watch_key(watch_id: str) -> str:
@@ -199,43 +174,3 @@ class GroupConfig:
     stop_timeout: int = 40
     description: str = ""
     watches: tuple[LoadRequest, ...] = ()
-
-
-def request_to_dict(req: LoadRequest) -> dict[str, object]:
-    """The stored and transmitted form of an armload request (plain JSON types)."""
-    return {
-        "watch_id": req.watch_id,
-        "retry": req.policy.retry,
-        "hours": req.policy.hours,
-        "interval": req.policy.interval,
-        "script": req.policy.script,
-        "adopt": req.adopt,
-        "wait": req.wait,
-        "service": req.service,
-        "argv": list(req.argv) if req.argv is not None else None,
-        "user": req.user,
-    }
-
-
-def request_from_dict(d: dict[str, object]) -> LoadRequest:
-    def opt_int(key: str) -> int | None:
-        v = d.get(key)
-        return v if isinstance(v, int) and not isinstance(v, bool) else None
-
-    argv = d.get("argv")
-    service = d.get("service")
-    user = d.get("user")
-    return LoadRequest(
-        watch_id=str(d["watch_id"]),
-        policy=RestartPolicy(
-            retry=opt_int("retry"),
-            hours=opt_int("hours"),
-            interval=opt_int("interval") or 0,
-            script=bool(d.get("script")),
-        ),
-        adopt=bool(d.get("adopt")),
-        wait=opt_int("wait"),
-        service=service if isinstance(service, str) else None,
-        argv=tuple(str(a) for a in argv) if isinstance(argv, list) else None,
-        user=user if isinstance(user, str) else None,
-    )

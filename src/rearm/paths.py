@@ -3,21 +3,41 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 SYSTEM_ETC = "/etc/rearm"
 SYSTEM_VAR = "/var/lib/rearm"
 SYSTEM_RUN = "/run/rearm"
 
 
-@dataclass(frozen=True)
 class Home:
-    """The three roots. With REARM_HOME=DIR they are DIR/etc, DIR/var and DIR/run."""
+    """The three roots. With REARM_HOME=DIR they are DIR/etc, DIR/var and DIR/run.
 
-    etc: str
-    var: str
-    run: str
-    root: str | None = None  # REARM_HOME, when set
+    A plain class, not a dataclass: armload imports this, and dataclasses costs ~10 ms.
+    """
+
+    __slots__ = ("etc", "root", "run", "var")
+
+    def __init__(self, etc: str, var: str, run: str, root: str | None = None) -> None:
+        self.etc = etc
+        self.var = var
+        self.run = run
+        self.root = root  # REARM_HOME, when set
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Home):
+            return NotImplemented
+        return (self.etc, self.var, self.run, self.root) == (
+            other.etc,
+            other.var,
+            other.run,
+            other.root,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.etc, self.var, self.run, self.root))
+
+    def __repr__(self) -> str:
+        return f"Home(etc={self.etc!r}, var={self.var!r}, run={self.run!r}, root={self.root!r})"
 
     @classmethod
     def from_env(cls, home: str | None = None) -> Home:

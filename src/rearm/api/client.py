@@ -4,14 +4,21 @@ The protocol is one JSON object per line over the daemon's Unix socket: the clie
 request {"op": ..., "args": {...}}; the daemon answers with one object, {"ok": true, ...} or
 {"ok": false, "error": "one line"}. Streaming calls (`rearm log --follow`) answer with one
 object per line until the client hangs up.
+
+armload and armkill are this client's hottest users, so it imports only C modules and
+rearm.api.wire: `_socket` rather than `socket` (which imports enum, selectors and more).
 """
 
 from __future__ import annotations
 
-import json
-import socket
-from collections.abc import Iterator
-from typing import Any
+import _socket
+
+from rearm.api.wire import decode, encode
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # only for the checker: typing costs milliseconds at run time
+    from collections.abc import Iterator
+    from typing import Any
 
 
 class DaemonNotRunning(ConnectionError):
@@ -22,8 +29,8 @@ class ApiFailure(RuntimeError):
     """The daemon refused the request; str() is its one-line reason."""
 
 
-def _connect(path: str, timeout: float | None) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+def _connect(path: str, timeout: float | None) -> _socket.socket:
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
         sock.connect(path)
@@ -40,8 +47,32 @@ def _connect(path: str, timeout: float | None) -> socket.socket:
     return sock
 
 
-def _send(sock: socket.socket, op: str, args: dict[str, Any]) -> None:
-    sock.sendall(json.dumps({"op": op, "args": args}).encode() + b"\n")
+def _send(sock: _socket.socket, op: str, args: dict[str, Any]) -> None:
+    sock.sendall(encode({"op": op, "args": args}).encode() + b"\n")
+
+
+def _lines(sock: _socket.socket) -> Iterator[bytes]:
+    """The answer's lines as they arrive (a plain socket has no makefile)."""
+    pending = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            if pending:
+                yield pending
+            return
+        pending += chunk
+        while (end := pending.find(b"\n")) >= 0:
+            yield pending[: end + 1]
+            pending = pending[end + 1 :]
+
+
+def _answer(line: bytes) -> Any:
+    answer = decode(line.decode("utf-8", "surrogateescape"))
+    if not isinstance(answer, dict):
+        raise ApiFailure("the daemon sent an answer that is not a JSON object (see its log)")
+    if not answer.get("ok"):
+        raise ApiFailure(str(answer.get("error", "request refused")))
+    return answer.get("result")
 
 
 def call(
@@ -51,16 +82,12 @@ def call(
     sock = _connect(path, timeout)
     try:
         _send(sock, op, args or {})
-        reader = sock.makefile("rb")
-        line = reader.readline()
+        line = next(_lines(sock), b"")
     finally:
         sock.close()
     if not line:
         raise ApiFailure("the daemon closed the connection without an answer (see its log)")
-    answer = json.loads(line)
-    if not answer.get("ok"):
-        raise ApiFailure(str(answer.get("error", "request refused")))
-    return answer.get("result")
+    return _answer(line)
 
 
 def stream(path: str, op: str, args: dict[str, Any] | None = None) -> Iterator[Any]:
@@ -68,11 +95,7 @@ def stream(path: str, op: str, args: dict[str, Any] | None = None) -> Iterator[A
     sock = _connect(path, None)
     try:
         _send(sock, op, args or {})
-        reader = sock.makefile("rb")
-        for line in reader:
-            answer = json.loads(line)
-            if not answer.get("ok"):
-                raise ApiFailure(str(answer.get("error", "request refused")))
-            yield answer.get("result")
+        for line in _lines(sock):
+            yield _answer(line)
     finally:
         sock.close()

@@ -1,6 +1,7 @@
 """armload, armkill and armem: thin, fast clients of the daemon (called from scripts, often).
 
-Imports only the parser, the model and the stdlib socket client: no asyncio, no daemon code.
+Imports only the parser, rearm.requests and the socket client, which between them import no
+stdlib module that is not already loaded when Python starts (see docs/performance.md).
 Exit status: 0 success, 1 refused or failed, 2 bad command line, 3 daemon not running.
 """
 
@@ -8,8 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
-from typing import TypeVar
 
 from rearm.api.client import ApiFailure, DaemonNotRunning, call
 from rearm.arm import (
@@ -22,8 +21,15 @@ from rearm.arm import (
     parse_armkill,
     parse_armload,
 )
-from rearm.model import KillRequest, LoadRequest, ModeRequest, request_to_dict
 from rearm.paths import Home
+from rearm.requests import KillRequest, LoadRequest, ModeRequest, request_to_dict
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # only for the checker: typing costs milliseconds at run time
+    from collections.abc import Callable
+    from typing import TypeVar
+
+    Req = TypeVar("Req")
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -61,9 +67,6 @@ def resolve_program(name: str) -> str:
     if not os.access(path, os.X_OK):
         raise ArmUsageError(f"program '{path}' is not executable")
     return path
-
-
-Req = TypeVar("Req")
 
 
 def _run(

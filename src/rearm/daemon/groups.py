@@ -21,6 +21,7 @@ from typing import Any
 from rearm.api.server import ApiError
 from rearm.config import check_script, group_names, load_group, script_path
 from rearm.daemon.bus import EventBus
+from rearm.daemon.launchers import write_launchers
 from rearm.daemon.supervisor import Supervisor
 from rearm.model import Cluster, GroupState, ReturnMode
 from rearm.paths import Home
@@ -62,7 +63,8 @@ class Groups:
         self.cluster = cluster
         self.states: dict[str, tuple[GroupState, str | None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self.bin_dir = commands_dir()
+        launchers = os.path.join(home.run, "bin")
+        self.bin_dir = launchers if write_launchers(launchers) else commands_dir()
 
     def state(self, name: str) -> GroupState:
         return self.states.get(name, (G.OFFLINE, None))[0]
