@@ -33,14 +33,21 @@ import re
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import TYPE_CHECKING
 
 from rearm.config import read_toml, write_atomic
 from rearm.paths import Home
 from rearm.validate import ConfigError, Table, check_name
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+
+# cryptography is imported by the functions that sign or verify, not here: the daemon imports
+# this module at each group start (to read `require_license`), and a server that needs no
+# license should not carry cryptography's ~7 MB.
 
 PRODUCT = "rearm"
 FORMAT = 1
@@ -119,6 +126,8 @@ def utc_date(now: float) -> dt.date:
 
 
 def key_id(public: Ed25519PublicKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).digest()[:2]
 
@@ -228,6 +237,8 @@ def verify(text: str, trusted: Iterable[TrustedKey]) -> License:
 
     Says nothing yet about product, serial or expiry: see `accept` and `refusal`.
     """
+    from cryptography.exceptions import InvalidSignature
+
     try:
         raw = base64.b32decode(_normalize(text))
     except binascii.Error:  # cannot happen after _normalize; kept so no other error escapes
@@ -307,6 +318,10 @@ def accept(
 
 
 def public_key_from_pem(data: bytes, origin: str) -> TrustedKey:
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, UnsupportedAlgorithm):
@@ -364,6 +379,10 @@ def trusted_keys(home: Home) -> list[TrustedKey]:
 
 
 def load_private_key(path: str) -> Ed25519PrivateKey:
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     try:
         with open(path, "rb") as f:
             mode = os.fstat(f.fileno()).st_mode
@@ -418,6 +437,9 @@ def _write_new(path: str, data: bytes, mode: int) -> None:
 
 def write_keypair(folder: str, name: str = "rearm-vendor") -> tuple[str, str, str]:
     """A new vendor keypair: FOLDER/NAME.key (0600) and NAME.pub. Returns both paths, key ID."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     check_name("key", name)
     private = Ed25519PrivateKey.generate()
     private_pem = private.private_bytes(

@@ -16,8 +16,8 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass
-
-import argon2
+from functools import cache
+from typing import TYPE_CHECKING
 
 from rearm.paths import Home
 from rearm.validate import ConfigError
@@ -30,12 +30,27 @@ USER_RULE = "1-32 characters of A-Z, a-z, 0-9, _ . and -, starting with a letter
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024  # argon2 takes any length; a bound keeps a login request cheap to refuse
 
-# argon2id with the library's defaults (RFC 9106's second choice: t=3, 64 MiB, p=4): about
-# 0.1-0.2 s here, slow enough for offline guessing, fast enough for a login.
-_HASHER = argon2.PasswordHasher()
-# Verified when the user does not exist, so that a login takes as long either way and the
-# time taken does not tell which user names exist.
-_DUMMY_HASH = _HASHER.hash("rearm: no such user")
+if TYPE_CHECKING:
+    import argon2
+
+
+# argon2 is imported, and the dummy hash made, at the first login or passwd rather than when
+# the daemon starts: a daemon whose Manager nobody opens does not carry them (~4 MB, and a
+# 64 MiB, 0.2 s hash at every start).
+@cache
+def _hasher() -> argon2.PasswordHasher:
+    """argon2id with the library's defaults (RFC 9106's second choice: t=3, 64 MiB, p=4):
+    about 0.1-0.2 s here, slow enough for offline guessing, fast enough for a login."""
+    import argon2
+
+    return argon2.PasswordHasher()
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified when the user does not exist, so that a login takes as long either way and
+    the time taken does not tell which user names exist."""
+    return _hasher().hash("rearm: no such user")
 
 
 @dataclass(frozen=True)
@@ -101,16 +116,18 @@ def load_users(home: Home) -> dict[str, User]:
 def verify(users: dict[str, User], name: str, password: str) -> User | None:
     """The user when `password` is theirs, else None. CPU-bound (argon2): run it off the loop."""
     user = users.get(name)
-    candidate = user.hash if user is not None else _DUMMY_HASH
+    import argon2
+
+    candidate = user.hash if user is not None else _dummy_hash()
     try:
-        _HASHER.verify(candidate, password[:MAX_PASSWORD])
+        _hasher().verify(candidate, password[:MAX_PASSWORD])
     except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
         return None
     return user
 
 
 def hash_password(password: str) -> str:
-    return _HASHER.hash(check_password(password))
+    return _hasher().hash(check_password(password))
 
 
 def save_user(home: Home, name: str, password: str, role: str | None) -> User:
