@@ -40,8 +40,27 @@ def test_scripts_get_the_rearm_environment(cluster: Cluster, tmp_path: Path) -> 
     cluster.rearm("group", "stop", "envg")
     lines = out.read_text().splitlines()
     assert lines[0] == f"START|envg|testcl|test-server|{cluster.home}"
-    assert all(line.endswith(("/armload", "/armkill", "/armem")) for line in lines[1:4])
+    # The daemon's own launchers (run/bin, `python -I -S`) come first on the scripts' PATH.
+    launchers = cluster.home / "run" / "bin"
+    assert lines[1:4] == [str(launchers / name) for name in ("armload", "armkill", "armem")]
     assert lines[4] == "STOP|envg"
+    for name in ("armload", "armkill", "armem"):
+        first_line = (launchers / name).read_text().splitlines()[0]
+        assert first_line.startswith("#!/") and first_line.endswith(" -IS")
+
+
+def test_launchers_run_the_arm_commands(cluster: Cluster) -> None:
+    """run/bin/armload and armkill, run directly: start, refuse a bad line, stop."""
+    launchers = cluster.home / "run" / "bin"
+    load = str(launchers / "armload")
+    loaded = cluster.run(load, "LAUNCHED", "/R", "2", "/bin/sleep", "4127")
+    assert loaded.returncode == 0, loaded.stderr
+    pid = cluster.wait_running("LAUNCHED")["pid"]
+    refused = cluster.run(load, "bad-id", "/bin/true")
+    assert refused.returncode == 2 and "watch ID 'bad-id'" in refused.stderr
+    killed = cluster.run(str(launchers / "armkill"), "LAUNCHED")
+    assert killed.returncode == 0, killed.stderr
+    wait_for("the launched sleep to end", lambda: not alive(pid) or None, 10)
 
 
 def test_group_start_stop_with_script_watches(cluster: Cluster) -> None:
