@@ -16,6 +16,7 @@ import tempfile
 import tomllib
 from typing import Any
 
+from rearm.limits import limits_from
 from rearm.model import (
     Cluster,
     FinalAction,
@@ -27,6 +28,7 @@ from rearm.model import (
     ServiceDef,
 )
 from rearm.paths import Home
+from rearm.trust import check as check_trusted
 from rearm.validate import ConfigError, Table, check_name
 
 CLUSTER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,14}$")
@@ -41,8 +43,12 @@ def _display(home: Home, path: str) -> str:
     return path
 
 
-def read_toml(home: Home, path: str) -> dict[str, Any]:
+def read_toml(home: Home, path: str, *, trust: bool = True) -> dict[str, Any]:
+    """The parsed file. With `trust` (the default: every file of etc/ decides what root runs),
+    a file that an untrusted user could change is refused with UntrustedFile (rearm.trust)."""
     try:
+        if trust:
+            check_trusted(path, _display(home, path))
         with open(path, "rb") as f:
             return tomllib.load(f)
     except FileNotFoundError:
@@ -57,10 +63,21 @@ def read_toml(home: Home, path: str) -> dict[str, Any]:
         raise ConfigError(f"{_display(home, path)}: cannot read: {e.strerror}") from None
 
 
+def make_folders(folder: str) -> None:
+    """mkdir -p with mode 0755 for every folder it creates (os.makedirs gives that mode to the
+    last one only): with a umask such as 002 they would be group-writable, and the daemon
+    refuses files in such folders (rearm.trust)."""
+    parent = os.path.dirname(folder)
+    if parent != folder and not os.path.isdir(parent):
+        make_folders(parent)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(folder, 0o755)
+
+
 def write_atomic(path: str, text: str, mode: int = 0o644) -> None:
     """Write-then-rename, fsynced: a crash leaves the old file or the new one, never half."""
     folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
+    make_folders(folder)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
     try:
         with os.fdopen(fd, "w") as f:
@@ -127,10 +144,10 @@ def check_addresses(ip: str, interconnect: str | None) -> None:
         )
 
 
-def load_cluster(home: Home) -> Cluster:
+def load_cluster(home: Home, *, trust: bool = True) -> Cluster:
     path = home.cluster_file
     try:
-        data = read_toml(home, path)
+        data = read_toml(home, path, trust=trust)
     except FileNotFoundError:
         raise ConfigError(
             f"no cluster configured ({_display(home, path)} is missing): "
@@ -307,12 +324,12 @@ def check_service_name(name: str) -> str:
     return low
 
 
-def load_service(home: Home, name: str) -> ServiceDef | None:
+def load_service(home: Home, name: str, *, trust: bool = True) -> ServiceDef | None:
     """The definition of service NAME, or None when there is no file for it."""
     name = check_service_name(name)
     path = home.service_file(name)
     try:
-        data = read_toml(home, path)
+        data = read_toml(home, path, trust=trust)
     except FileNotFoundError:
         return None
     t = Table(data, _display(home, path))
@@ -352,6 +369,7 @@ def load_service(home: Home, name: str) -> ServiceDef | None:
         stop_signal=stop_signal,
         stop_command=t.argv("stop_command"),
         ready=ready,
+        limits=limits_from(t),
     )
     t.finish(frozenset({"description"}))
     return service
@@ -397,11 +415,11 @@ def group_names(home: Home) -> list[str]:
     return [e for e in entries if os.path.isfile(os.path.join(home.groups_dir, e, "group.toml"))]
 
 
-def load_group(home: Home, name: str) -> GroupConfig:
+def load_group(home: Home, name: str, *, trust: bool = True) -> GroupConfig:
     check_name("group", name)
     path = os.path.join(home.group_dir(name), "group.toml")
     try:
-        data = read_toml(home, path)
+        data = read_toml(home, path, trust=trust)
     except FileNotFoundError:
         raise ConfigError(f"no group named '{name}' (see 'rearm group show')") from None
     where = _display(home, path)
@@ -466,7 +484,7 @@ def create_group(home: Home, name: str, auto_start: bool = True, description: st
     folder = home.group_dir(name)
     if os.path.exists(os.path.join(folder, "group.toml")):
         raise ConfigError(f"group '{name}' already exists")
-    os.makedirs(folder, exist_ok=True)
+    make_folders(folder)
     text = (
         f"# Recovery group {name}: start.sh brings it online, stop.sh takes it offline.\n"
         f"auto_start = {'true' if auto_start else 'false'}   # online when the daemon starts\n"
@@ -512,4 +530,19 @@ def check_script(path: str) -> str | None:
         return f"{path} is not a regular file"
     if not st.st_mode & 0o111:
         return f"{path} is not executable (chmod +x)"
+    return None
+
+
+def script_refusal(path: str, what: str) -> str | None:
+    """Why the daemon will not run the script at `path` (named `what` in the message): it
+    cannot be run (check_script), or an untrusted user could change it (rearm.trust)."""
+    problem = check_script(path)
+    if problem is not None:
+        return problem
+    try:
+        check_trusted(path, what)
+    except FileNotFoundError:
+        return f"{path} is missing"
+    except ConfigError as e:
+        return str(e)
     return None

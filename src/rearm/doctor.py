@@ -133,7 +133,8 @@ def check_configuration(home: Home) -> tuple[list[Check], Cluster | None, list[S
     checks: list[Check] = []
     cluster: Cluster | None = None
     try:
-        cluster = load_cluster(home)
+        # trust=False here and below: check_permissions reports untrusted files, once each.
+        cluster = load_cluster(home, trust=False)
     except ConfigError as e:
         fix = (
             "rearm cluster create --name NAME --ip ADDR"
@@ -146,7 +147,7 @@ def check_configuration(home: Home) -> tuple[list[Check], Cluster | None, list[S
     groups = 0
     for name in group_names(home):
         try:
-            load_group(home, name)
+            load_group(home, name, trust=False)
         except ConfigError as e:
             checks.append(Check(Status.FAIL, f"group {name}", str(e), "correct group.toml"))
             continue
@@ -165,7 +166,7 @@ def check_configuration(home: Home) -> tuple[list[Check], Cluster | None, list[S
     services: list[ServiceDef] = []
     for service_name in _service_names(home):
         try:
-            service = load_service(home, service_name)
+            service = load_service(home, service_name, trust=False)
         except ConfigError as e:
             checks.append(Check(Status.FAIL, f"service {service_name}", str(e), "correct the file"))
             continue
@@ -246,14 +247,16 @@ def _user_name(uid: int) -> str:
 
 
 def check_permissions(home: Home, user: int, groups: Sequence[int]) -> list[Check]:
+    from rearm import trust
     from rearm.config import group_names
     from rearm.config import script_path as group_script
+    from rearm.web.users import users_file
 
     owners = {0, user}
-    loose = [home.etc, home.groups_dir, home.services_dir, home.cluster_file]
+    loose = [home.etc, home.groups_dir, home.services_dir]
     if home.root is not None:
         loose.insert(0, home.root)
-    strict: list[str] = []
+    strict: list[str] = [home.cluster_file]
     for name in group_names(home):
         loose.append(home.group_dir(name))
         strict += [
@@ -262,17 +265,33 @@ def check_permissions(home: Home, user: int, groups: Sequence[int]) -> list[Chec
             group_script(home, name, "stop"),
         ]
     strict += [home.service_file(name) for name in _service_names(home)]
+    strict.append(users_file(home))  # the Manager's users: who may edit the scripts
     checks: list[Check] = []
+    reported: set[str] = set()
     seen = 0
-    for paths, is_strict in ((loose, False), (strict, True)):
-        for path in paths:
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                continue  # what is missing is reported by the configuration checks
-            seen += 1
-            checks += file_problems(path, st.st_mode, st.st_uid, owners, is_strict)
+    for path in loose:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            continue  # what is missing is reported by the configuration checks
+        seen += 1
+        found_here = file_problems(path, st.st_mode, st.st_uid, owners, strict=False)
+        if found_here:
+            reported.add(path)
+        checks += found_here
     name = _user_name(user)
+    # What the daemon reads or runs is judged as the daemon judges it (rearm.trust): the file
+    # and every folder above it. A folder shared by many files is reported once.
+    for path in strict:
+        try:
+            found = trust.findings(trust.chain_of(path), owners, name)
+        except FileNotFoundError:
+            continue
+        seen += 1
+        for f in found:
+            if f.path not in reported:
+                reported.add(f.path)
+                checks.append(Check(Status.FAIL, "permissions", f.problem, f.fix))
     for folder in (home.var, home.run):
         try:
             st = os.stat(folder)
@@ -310,8 +329,9 @@ def check_permissions(home: Home, user: int, groups: Sequence[int]) -> list[Chec
             Check(
                 Status.OK,
                 "permissions",
-                f"{seen} paths: etc/ not writable by others, scripts and service definitions "
-                f"writable only by their owner (root or {name}), var/ and run/ writable by {name}",
+                f"{seen} paths: etc/ not writable by others, scripts and configuration files "
+                f"(and every folder above them) writable only by their owner (root or {name}), "
+                f"var/ and run/ writable by {name}",
             )
         )
     return checks
@@ -617,7 +637,7 @@ def check_alerts(home: Home, is_local: Callable[[str], bool]) -> list[Check]:
     from rearm.config import read_toml
 
     try:
-        data = read_toml(home, home.cluster_file)
+        data = read_toml(home, home.cluster_file, trust=False)
     except (FileNotFoundError, ConfigError):
         return []  # the cluster check has said what is wrong with the file
     alerts = data.get("alerts")

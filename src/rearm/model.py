@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 # The arm commands' requests live in a module without imports, so that armload starts fast;
 # for the rest of rearm they are part of the model.
@@ -27,6 +28,9 @@ from rearm.requests import (
     request_from_dict,
     request_to_dict,
 )
+
+if TYPE_CHECKING:
+    from rearm.limits import Limit
 
 __all__ = [
     "FINAL_ACTION_VALUES",
@@ -128,6 +132,7 @@ class ServiceDef:
     stop_signal: str = "TERM"
     stop_command: tuple[str, ...] | None = None
     ready: ReadyCheck | None = None
+    limits: tuple[Limit, ...] = ()  # resource limits set (by prlimit) before the command runs
 
 
 class ReturnMode(enum.StrEnum):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import pwd
@@ -85,5 +86,84 @@ def test_with_read_access_everyone_others_read_but_change_nothing(open_home: Pat
         assert not stop["ok"]
         assert c.watch("GUARDED")["state"] == "running"  # type: ignore[index]
         assert c.watch("EVIL") is None
+    finally:
+        c.cleanup()
+
+
+# Every op that changes something, with arguments that would work for an admin.
+MUTATING_OPS: dict[str, dict[str, Any]] = {
+    "armload": {"request": {"watch_id": "EVIL", "argv": ["/bin/sleep", "1000"]}},
+    "armkill": {"watch_id": "GUARDED"},
+    "reload": {},
+    "group_start": {"group": "off"},
+    "group_stop": {"group": "on"},
+    "shutdown": {"stop_groups": True},
+}
+
+
+def test_the_list_of_mutating_ops_is_complete() -> None:
+    """A new op on the socket must be added to MUTATING_OPS (and so tested) or be read-only."""
+    from types import SimpleNamespace
+
+    from rearm.api.access import READ_ONLY_OPS
+    from rearm.daemon.control import Control
+
+    registered: list[str] = []
+    server = SimpleNamespace(
+        register=lambda op, handler: registered.append(op),
+        register_stream=lambda op, handler: registered.append(op),
+    )
+    Control(SimpleNamespace(server=server)).register()  # type: ignore[arg-type]
+    assert set(registered) - READ_ONLY_OPS == set(MUTATING_OPS)
+
+
+def test_every_mutating_op_is_refused_to_other_users_and_changes_nothing(
+    open_home: Path,
+) -> None:
+    c = Cluster(open_home)
+    c.create(read_access="everyone")
+    marker = open_home.parent / "started"
+    c.write_group("off", f"touch {marker}")
+    c.write_group("on", "armload ONW /bin/sleep 1000")
+    c.start_daemon()
+    try:
+        c.rearm("group", "start", "on")
+        c.ok("armload", "GUARDED", "/R", "1", "/bin/sleep", "1000")
+        guarded = c.watch("GUARDED")["pid"]  # type: ignore[index]
+        # A change waiting in cluster.toml that only a reload would apply.
+        cluster_toml = open_home / "etc" / "cluster.toml"
+        cluster_toml.write_text(
+            cluster_toml.read_text().replace('final_action = "none"', 'final_action = "reboot"')
+        )
+        sock = str(open_home / "run" / "rearm.sock")
+        for op, args in MUTATING_OPS.items():
+            answer = _as_user("nobody", sock, op, args)
+            assert not answer["ok"], op
+            assert "permission denied" in answer["error"] and "may only read" in answer["error"]
+            assert f"'{op}' needs root" in answer["error"]
+        status = c.status()  # the daemon still answers: shutdown was refused
+        assert status["cluster"]["final_action"] == "none"  # reload was refused
+        assert c.group("off")["state"] == "offline" and not marker.exists()  # type: ignore[index]
+        assert c.group("on")["state"] == "online"  # type: ignore[index]
+        assert c.watch("ONW")["state"] == "running"  # type: ignore[index]
+        assert c.watch("GUARDED")["pid"] == guarded  # type: ignore[index]
+        assert c.watch("EVIL") is None
+        # Reading stays allowed.
+        assert _as_user("nobody", sock, "events", {"limit": 5})["ok"]
+    finally:
+        c.cleanup()
+
+
+def test_members_of_admin_group_may_change_things(open_home: Path) -> None:
+    nogroup = grp.getgrgid(pwd.getpwnam("nobody").pw_gid).gr_name
+    c = Cluster(open_home)
+    c.create(admin_group=nogroup)
+    c.start_daemon()
+    try:
+        sock = str(open_home / "run" / "rearm.sock")
+        request = {"watch_id": "BYADMIN", "argv": ["/bin/sleep", "1000"]}
+        answer = _as_user("nobody", sock, "armload", {"request": request})
+        assert answer["ok"], answer
+        assert c.wait_running("BYADMIN")
     finally:
         c.cleanup()

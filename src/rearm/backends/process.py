@@ -9,13 +9,21 @@ reused pid is never mistaken for the process that was watched.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import signal
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from rearm.limits import Limit, prlimit_options
 
 SETPRIV = "/usr/bin/setpriv"
 ENV = "/usr/bin/env"
+PRLIMIT = "/usr/bin/prlimit"
 TOKEN_VAR = "REARM_SPAWN_TOKEN"
+# The armload request a target carries (daemon.supervisor.REQUEST_VAR); read here only to learn
+# which user the target was started as (see may_claim).
+REQUEST_VAR = "REARM_REQUEST"
 
 
 @dataclass(frozen=True)
@@ -68,8 +76,13 @@ def spawn(
     cwd: str | None = None,
     user: str | None = None,
     group: str | None = None,
+    limits: Sequence[Limit] = (),
 ) -> Proc:
-    """Start argv[0] (an absolute path) in a new session. Raises SpawnError with a clear reason."""
+    """Start argv[0] (an absolute path) in a new session. Raises SpawnError with a clear reason.
+
+    Every wrapper execs the next with the argv it was given (lists, never a shell): prlimit
+    (limits), then setpriv (user, group), then env -C (cwd), then the program.
+    """
     program = argv[0]
     if not os.path.isabs(program):
         raise SpawnError(errno.EINVAL, f"'{program}' is not an absolute path")
@@ -92,6 +105,14 @@ def spawn(
         else:
             ids += [f"--regid={group}", "--clear-groups"]
         full = [SETPRIV, *ids, "--", *full]
+    if limits:
+        # Before setpriv: raising a hard limit needs root's CAP_SYS_RESOURCE, which the new
+        # user lacks. setpriv and env keep limits across exec.
+        if not os.access(PRLIMIT, os.X_OK):
+            raise SpawnError(
+                errno.ENOENT, f"{PRLIMIT} is missing (apt-get install util-linux): needed by limits"
+            )
+        full = [PRLIMIT, *prlimit_options(limits), "--", *full]
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
     actions = [
         (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
@@ -218,8 +239,45 @@ def find_by_token(token: str) -> list[Proc]:
     )
 
 
+def real_uid(pid: int) -> int | None:
+    """The real uid of a process (the first of the Uid: line of /proc/PID/status)."""
+    status = _read(f"/proc/{pid}/status")
+    if status is None:
+        return None
+    for line in status.splitlines():
+        if line.startswith(b"Uid:"):
+            return int(line.split()[1])
+    return None
+
+
+def may_claim(uid: int, env: dict[str, str]) -> bool:
+    """Whether a process of real uid `uid` with environment `env` may be taken for a target
+    rearm started. Anyone can give a process any environment: one of another user is taken
+    only when its request says it was started as that very user (armload /U), so whatever its
+    request says is run again, at a restart, as that user and not as root."""
+    if uid in (0, os.geteuid()):
+        return True
+    try:
+        user = json.loads(env.get(REQUEST_VAR, "")).get("user")
+    except (ValueError, AttributeError):
+        return False
+    if not isinstance(user, str):
+        return False
+    if user.isdigit():
+        return int(user) == uid
+    import pwd
+
+    try:
+        return pwd.getpwnam(user).pw_uid == uid
+    except KeyError:
+        return False
+
+
 def processes_with_env(name: str, value: str) -> list[tuple[Proc, dict[str, str]]]:
-    """Live processes whose environment has name=value, with their whole environment."""
+    """Live processes whose environment has name=value, with their whole environment.
+
+    Only those that may_claim allows: the daemon rebuilds watches from what these say.
+    """
     needle = f"{name}={value}".encode()
     found = []
     for pid in _pids():
@@ -234,6 +292,9 @@ def processes_with_env(name: str, value: str) -> list[tuple[Proc, dict[str, str]
             k, sep, v = item.partition(b"=")
             if sep:
                 env[k.decode(errors="replace")] = v.decode(errors="replace")
+        uid = real_uid(pid)
+        if uid is None or not may_claim(uid, env):
+            continue
         found.append((Proc(pid, start), env))
     return found
 

@@ -52,7 +52,13 @@ def _print_json(obj: Any) -> None:
 
 # --- cluster ----------------------------------------------------------------------------------
 def cmd_cluster_create(args: argparse.Namespace) -> int:
-    from rearm.config import check_addresses, check_cluster_name, new_cluster_text, write_atomic
+    from rearm.config import (
+        check_addresses,
+        check_cluster_name,
+        make_folders,
+        new_cluster_text,
+        write_atomic,
+    )
     from rearm.model import Cluster, FinalAction
 
     home = _home(args)
@@ -75,7 +81,7 @@ def cmd_cluster_create(args: argparse.Namespace) -> int:
     )
     write_atomic(home.cluster_file, new_cluster_text(cluster))
     for folder in (home.groups_dir, home.services_dir):
-        os.makedirs(folder, exist_ok=True)
+        make_folders(folder)  # 0755 whatever the umask: the daemon refuses shared folders
     print(f"cluster {cluster.name} created on server {server} ({home.cluster_file})")
     return 0
 

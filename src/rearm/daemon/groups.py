@@ -19,13 +19,14 @@ from collections.abc import Callable
 from typing import Any
 
 from rearm.api.server import ApiError
-from rearm.config import check_script, group_names, load_group, script_path
+from rearm.config import group_names, load_group, script_path, script_refusal
 from rearm.daemon.bus import EventBus
 from rearm.daemon.launchers import write_launchers
 from rearm.daemon.supervisor import Supervisor
 from rearm.model import Cluster, GroupState, ReturnMode
 from rearm.paths import Home
 from rearm.store import Store
+from rearm.trust import UntrustedFile
 from rearm.validate import ConfigError
 
 log = logging.getLogger("rearm.groups")
@@ -93,6 +94,10 @@ class Groups:
     async def start(self, name: str, reason: str = "operator") -> dict[str, Any]:
         try:
             config = load_group(self.home, name)
+        except UntrustedFile as e:
+            # A refusal for safety is worth an event (and an alert), not only the caller's error.
+            self.bus.emit("config_error", str(e), severity="error", group=name)
+            raise ApiError(str(e)) from None
         except ConfigError as e:
             raise ApiError(str(e)) from None
         lock = self._lock(name)
@@ -194,7 +199,7 @@ class Groups:
     ) -> str | None:
         """Run a group script; None when it succeeded, else why it did not."""
         path = script_path(self.home, name, which)
-        problem = check_script(path)
+        problem = script_refusal(path, f"{which}.sh of group {name}")
         if problem is not None:
             return problem
         cluster = self.cluster()

@@ -314,6 +314,7 @@ class Supervisor:
                 cwd=service.directory if service else None,
                 user=user,
                 group=service.group if service else None,
+                limits=service.limits if service else (),
             )
         except (SpawnError, ApiError) as e:
             reason = e.strerror if isinstance(e, SpawnError) else str(e)

@@ -20,6 +20,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from rearm.paths import Home
+from rearm.trust import check as check_trusted
 from rearm.validate import ConfigError
 
 ADMIN = "admin"
@@ -86,6 +87,8 @@ def load_users(home: Home) -> dict[str, User]:
     """Every user of the file; {} when there is none yet. Raises ConfigError for a bad file."""
     path = users_file(home)
     try:
+        # Whoever can change this file can make themselves an admin, who can edit start.sh.
+        check_trusted(path, path)
         with open(path, "rb") as f:
             data = tomllib.load(f)
     except FileNotFoundError:
@@ -173,14 +176,15 @@ class UserDirectory:
 
     def __init__(self, home: Home) -> None:
         self.home = home
-        self._stamp: tuple[int, int, int] | None = None
+        self._stamp: tuple[int, ...] | None = None
         self._users: dict[str, User] = {}
         self.problem: str | None = None  # why the file cannot be used, shown on the login page
 
     def users(self) -> dict[str, User]:
         try:
             st = os.stat(users_file(self.home))
-            stamp: tuple[int, int, int] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
+            # ctime as well: a chmod or chown may make the file untrusted (rearm.trust).
+            stamp: tuple[int, ...] | None = (st.st_ino, st.st_mtime_ns, st.st_size, st.st_ctime_ns)
         except FileNotFoundError:
             stamp = None
         if stamp != self._stamp:
