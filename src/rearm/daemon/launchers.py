@@ -16,6 +16,7 @@ import sys
 import sysconfig
 
 from rearm.config import write_atomic
+from rearm.trust import UntrustedFile, check
 
 log = logging.getLogger("rearm.launchers")
 
@@ -63,8 +64,15 @@ def write_launchers(folder: str) -> bool:
             if text is None:
                 log.warning("no fast launchers: %s cannot be named on a #! line", python)
                 return False
-            write_atomic(os.path.join(folder, command), text, mode=0o755)
+            path = os.path.join(folder, command)
+            write_atomic(path, text, mode=0o755)
+            # First on the PATH of scripts run as root: a folder others could write would let
+            # them replace armload (the same rule as for the scripts themselves, rearm.trust).
+            check(path, f"the launcher {command}")
     except OSError as e:
         log.warning("no fast launchers in %s: %s", folder, e.strerror)
+        return False
+    except UntrustedFile as e:
+        log.warning("no fast launchers: %s", e)
         return False
     return True
