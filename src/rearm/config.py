@@ -101,7 +101,7 @@ def write_atomic(path: str, text: str, mode: int = 0o644) -> None:
 
 
 def check_cluster_name(name: str, server: str) -> str:
-    if not CLUSTER_NAME_RE.match(name):
+    if not CLUSTER_NAME_RE.fullmatch(name):
         raise ConfigError(
             f"cluster name '{name}': use 1-15 characters of A-Z, a-z, 0-9, _ and -, "
             "starting with a letter or digit"
@@ -316,7 +316,7 @@ def _host_port(text: str) -> bool:
 
 def check_service_name(name: str) -> str:
     low = name.lower()
-    if not SERVICE_NAME_RE.match(low):
+    if not SERVICE_NAME_RE.fullmatch(low):
         raise ConfigError(
             f"service name '{name}': use 1-255 characters of a-z, 0-9, _ . @ : and -, "
             "not starting with . or -"

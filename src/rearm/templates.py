@@ -169,7 +169,7 @@ def _load(name: str, root: Traversable) -> Template:
 def _load_one(name: str, root: Traversable) -> Template:
     folder = root.joinpath(name)
     meta_file = folder.joinpath("template.toml")
-    if not TEMPLATE_NAME_RE.match(name) or not meta_file.is_file():
+    if not TEMPLATE_NAME_RE.fullmatch(name) or not meta_file.is_file():
         names = ", ".join(available(root)) or "none"
         raise TemplateError(f"unknown template '{name}' (available: {names})")
     where = f"template {name}: template.toml"
@@ -189,7 +189,7 @@ def _load_one(name: str, root: Traversable) -> Template:
 
 
 def _variable(where: str, key: str, spec: object) -> Variable:
-    if not VARIABLE_NAME_RE.match(key):
+    if not VARIABLE_NAME_RE.fullmatch(key):
         raise TemplateError(f"{where}: variable '{key}': use 1-32 characters of a-z, 0-9 and _")
     if not isinstance(spec, dict):
         raise TemplateError(f"{where}: variable '{key}': must be a table (kind, default, help)")
@@ -313,10 +313,10 @@ def check_value(variable: Variable, value: str) -> str:
         if not words or not words[0].startswith("/"):
             raise bad("give the program's absolute path first, then its arguments")
         for word in words:
-            if not SAFE_RE.match(word):
+            if not SAFE_RE.fullmatch(word):
                 raise bad(f"the word {word!r} may hold {SAFE_RULE}")
         return " ".join(words)
-    if not SAFE_RE.match(value):
+    if not SAFE_RE.fullmatch(value):
         raise bad(f"use {SAFE_RULE}")
     if kind == "path":
         if not value.startswith("/") or "/../" in value + "/":
@@ -329,13 +329,13 @@ def check_value(variable: Variable, value: str) -> str:
             raise bad(f"must be a whole number from {low} to {high}")
         value = str(int(value))
     elif kind == "user":
-        if not USER_RE.match(value):
+        if not USER_RE.fullmatch(value):
             raise bad("must be a user or group name (a letter or _, then letters, digits, _ . -)")
     elif kind == "address":
-        if not (_is_ipv4(value) or HOSTNAME_RE.match(value)):
+        if not (_is_ipv4(value) or HOSTNAME_RE.fullmatch(value)):
             raise bad("must be an IPv4 address or a host name, e.g. 127.0.0.1")
     elif kind == "url":
-        if not URL_RE.match(value):
+        if not URL_RE.fullmatch(value):
             raise bad("must be an http:// URL, e.g. http://127.0.0.1:8080/health")
     elif kind == "choice" and value not in variable.choices:
         raise bad("must be one of " + ", ".join(variable.choices))

@@ -155,6 +155,6 @@ def _one_line(text: str) -> str:
 
 def check_name(kind: str, name: str) -> str:
     """Group and cluster-object names: safe as a folder name, readable in a log."""
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise ConfigError(f"{kind} name '{name}': use {NAME_RULE}")
     return name

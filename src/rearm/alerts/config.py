@@ -103,7 +103,7 @@ def _sink(t: Table, base_dir: str, server: str, taken: set[str]) -> tuple[SinkCo
         n = 2
         while name in taken:
             name, n = f"{kind}-{n}", n + 1
-    elif not NAME_RE.match(name):
+    elif not NAME_RE.fullmatch(name):
         raise t.error("name", f"use {NAME_RULE}")
     elif name in taken:
         raise t.error("name", f"'{name}' is already the name of another alert sink")
@@ -132,7 +132,7 @@ def _kinds(t: Table) -> tuple[str, ...]:
     from fnmatch import fnmatchcase
 
     for pattern in kinds:
-        if not KIND_PATTERN_RE.match(pattern) or not any(
+        if not KIND_PATTERN_RE.fullmatch(pattern) or not any(
             fnmatchcase(k, pattern) for k in KNOWN_KINDS
         ):
             raise t.error(

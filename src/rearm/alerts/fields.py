@@ -72,7 +72,7 @@ def host_port(t: Table, key: str, default_port: int, *, required: bool = True) -
         port = _port(t, key, rest, rule)
     elif text.count(":") > 1:
         raise t.error(key, rule)
-    if not host or (":" not in host and not HOST_RE.match(host)):
+    if not host or (":" not in host and not HOST_RE.fullmatch(host)):
         raise t.error(key, rule)
     return host, port
 

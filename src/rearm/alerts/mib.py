@@ -13,7 +13,7 @@ DEFAULT_PLACEMENT = "::= { enterprises 32473 }"
 
 def mib_text(enterprise_oid: str = DEFAULT_ENTERPRISE_OID) -> str:
     """The MIB module, with rearmMIB registered at `enterprise_oid` (1.3.6.1.4.1.N[.M...])."""
-    if not OID_RE.match(enterprise_oid):
+    if not OID_RE.fullmatch(enterprise_oid):
         raise ValueError(f"'{enterprise_oid}' is no OID under enterprises (1.3.6.1.4.1.N...)")
     text = files("rearm").joinpath("mib", f"{MODULE}.txt").read_text(encoding="ascii")
     arcs = enterprise_oid[len(ENTERPRISES) + 1 :].replace(".", " ")

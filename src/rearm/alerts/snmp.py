@@ -105,7 +105,7 @@ def parse(t: Table, base_dir: str, server: str) -> SnmpSettings:
     version = fields.one_of(t, "version", ("2c", "3"), "2c")
     notify = fields.one_of(t, "notify", ("trap", "inform"), "trap")
     oid = t.str_("enterprise_oid", DEFAULT_ENTERPRISE_OID) or DEFAULT_ENTERPRISE_OID
-    if not OID_RE.match(oid):
+    if not OID_RE.fullmatch(oid):
         raise t.error(
             "enterprise_oid", "must be a numeric OID under enterprises: 1.3.6.1.4.1.NUMBER[...]"
         )

@@ -41,7 +41,7 @@ def load_settings(home: Home) -> ManagerSettings:
         return ManagerSettings()
     hosts = manager.raw("allowed_hosts") or []
     if not isinstance(hosts, list) or not all(
-        isinstance(h, str) and HOST_RE.match(h) for h in hosts
+        isinstance(h, str) and HOST_RE.fullmatch(h) for h in hosts
     ):
         raise manager.error("allowed_hosts", 'must be a list of host names, e.g. ["sre.example"]')
     settings = ManagerSettings(

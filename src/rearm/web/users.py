@@ -70,7 +70,7 @@ def users_file(home: Home) -> str:
 
 
 def check_user_name(name: str) -> str:
-    if not USER_RE.match(name):
+    if not USER_RE.fullmatch(name):
         raise ConfigError(f"user name '{name}': use {USER_RULE}")
     return name
 
@@ -103,7 +103,7 @@ def load_users(home: Home) -> dict[str, User]:
     users = {}
     for name, entry in table.items():
         where = f"{path}: users.{name}"
-        if not USER_RE.match(name):
+        if not USER_RE.fullmatch(name):
             raise ConfigError(f"{where}: user name: use {USER_RULE}")
         if not isinstance(entry, dict):
             raise ConfigError(f"{where}: must be a table with role and hash")
