@@ -36,6 +36,7 @@ def main() -> int:
     print(f"soak: N={args.watches} rounds={args.rounds} seed={seed}", flush=True)
     master = random.Random(seed)
     violations = 0
+    daemon_kills = process_kills = invariants = 0
     started = time.monotonic()
     for r in range(1, args.rounds + 1):
         for name in args.only or list(scenarios.SCENARIOS):
@@ -50,13 +51,18 @@ def main() -> int:
                         cluster, random.Random(sub), args.watches, prefix
                     )
                     print(f"round {r} seed {sub}: {fig.line()}", flush=True)
+                    daemon_kills += fig.daemon_kills
+                    process_kills += fig.process_kills
+                    invariants += fig.invariants
                 except AssertionError as e:
                     violations += 1
                     print(f"round {r} seed {sub}: {name}: VIOLATION: {e}", flush=True)
                 finally:
                     cluster.cleanup()
     print(
-        f"soak: {violations} violation(s) in {time.monotonic() - started:.0f} s (seed {seed})",
+        f"soak: faults injected: {daemon_kills} daemon kills (SIGKILL), {process_kills} process "
+        f"kills; {invariants} invariant checks passed; {violations} violation(s) in "
+        f"{time.monotonic() - started:.0f} s (seed {seed})",
         flush=True,
     )
     return 1 if violations else 0

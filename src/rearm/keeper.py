@@ -86,6 +86,9 @@ def keep(
     db: str, timeout: float, action: str, daemon_pid: int, drill: bool, home: Home | None = None
 ) -> int:
     store = Store(db)
+    # A full or read-only var/ must not keep the heartbeat action from firing: the event that
+    # cannot be written is dropped (it is sent as an alert all the same).
+    store.tolerate_write_failures(lambda failure: None)
     fd = sys.stdin.fileno()
     hung = False
     last = time.monotonic()

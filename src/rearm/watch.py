@@ -21,7 +21,7 @@ from rearm.model import LoadRequest, WatchState
 # --- effects: what the supervisor must do, in order ----------------------------------------
 @dataclass(frozen=True)
 class RecordFault:
-    ts: float
+    ts: policy.Time
     detail: str
 
 
@@ -108,9 +108,10 @@ class Watch:
     state: WatchState = S.STARTING
     pid: int | None = None
     restarts: int = 0
-    fault_times: list[float] = field(default_factory=list)
+    # Moments on both clocks (policy.Stamp) in the daemon; bare wall times in some tests.
+    fault_times: list[policy.Time] = field(default_factory=list)
     detail: str | None = None
-    restart_due: float | None = None  # wall time, persisted so a restarted daemon keeps it
+    restart_due: policy.Time | None = None  # persisted, so a restarted daemon keeps the delay
     hour: float = policy.SECONDS_PER_HOUR  # the length of /H's hour; shortened by tests only
 
     # --- inputs -------------------------------------------------------------------------------
@@ -129,7 +130,7 @@ class Watch:
             raise InvalidTransition(f"{self.watch_id}: ready without a running process")
         return self._to(S.RUNNING)
 
-    def exited(self, now: float, detail: str, clean: bool, seen: bool = True) -> list[Effect]:
+    def exited(self, now: policy.Time, detail: str, clean: bool, seen: bool = True) -> list[Effect]:
         """The main process ended. In STOPPING that is the armkill completing; else a fault.
 
         `seen` is False when the end was not witnessed (it happened while no daemon ran): the
@@ -142,7 +143,7 @@ class Watch:
             return []  # stop_finished() ends the watch once the whole group is gone
         return self._fault(now, detail, clean, leftovers_of=pid if seen else None)
 
-    def start_failed(self, now: float, detail: str) -> list[Effect]:
+    def start_failed(self, now: policy.Time, detail: str) -> list[Effect]:
         """Spawning failed (missing program, bad user...): a fault like any other end."""
         self._expect("start_failed", S.STARTING)
         self.pid = None
@@ -166,7 +167,7 @@ class Watch:
         self.pid = None
         return [Emit("watch_stopped", "info", f"{self.watch_id} stopped: {detail}"), Forget()]
 
-    def recover_script_missed(self, now: float, detail: str) -> list[Effect]:
+    def recover_script_missed(self, now: policy.Time, detail: str) -> list[Effect]:
         """/SCR: the RECOVER script ran but did not start this watch again."""
         self._expect("recover_script_missed", S.STARTING)
         self.pid = None
@@ -195,12 +196,12 @@ class Watch:
         return effects
 
     # --- derived ------------------------------------------------------------------------------
-    def faults_in_window(self, now: float) -> int:
+    def faults_in_window(self, now: policy.Time) -> int:
         return policy.faults_in_window(now, self.fault_times, self.request.policy, self.hour)
 
     # --- internals ----------------------------------------------------------------------------
     def _fault(
-        self, now: float, detail: str, clean: bool, leftovers_of: int | None
+        self, now: policy.Time, detail: str, clean: bool, leftovers_of: int | None
     ) -> list[Effect]:
         self.detail = detail
         self.fault_times = policy.prune(
@@ -223,7 +224,7 @@ class Watch:
                     + (" by the start script" if decision.via_script else ""),
                 )
             )
-            self.restart_due = now + decision.delay
+            self.restart_due = policy.later(now, decision.delay)
             effects += self._to(S.RESTARTING)
             effects.append(ScheduleRestart(decision.delay))
         else:

@@ -38,6 +38,7 @@ class Figures:
     watches: int
     daemon_kills: int = 0
     process_kills: int = 0
+    invariants: int = 0  # single facts checked: one per watch and invariant, per event row...
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -45,7 +46,8 @@ class Figures:
         extra = f" ({'; '.join(self.notes)})" if self.notes else ""
         return (
             f"{self.name}: N={self.watches} daemon kills={self.daemon_kills} "
-            f"process kills={self.process_kills} {self.seconds:.1f} s{extra}"
+            f"process kills={self.process_kills} invariants checked={self.invariants} "
+            f"{self.seconds:.1f} s{extra}"
         )
 
 
@@ -113,8 +115,9 @@ def wait_settled(cluster: Cluster, prefix: str, timeout: float = 60) -> dict[str
 
 
 # --- invariants ----------------------------------------------------------------------------
-def check_processes(cluster: Cluster, prefix: str, watches: dict[str, dict[str, Any]]) -> None:
-    """Exactly one live process per running watch, at the pid status shows; none otherwise."""
+def check_processes(cluster: Cluster, prefix: str, watches: dict[str, dict[str, Any]]) -> int:
+    """Exactly one live process per running watch, at the pid status shows; none otherwise.
+    Returns how many facts were checked (one per watch, one per process found)."""
     procs = target_processes(prefix)
     problems = []
     for key, w in sorted(watches.items()):
@@ -124,13 +127,18 @@ def check_processes(cluster: Cluster, prefix: str, watches: dict[str, dict[str, 
                 problems.append(f"{key}: running as pid {w['pid']} but processes {pids}")
         elif pids:
             problems.append(f"{key}: {w['state']} but processes {pids} still run")
+    checked = len(watches) + sum(len(p) for p in procs.values())
     for key, pids in sorted(procs.items()):
         problems.append(f"{key}: orphan processes {pids} (no such watch)")
     assert not problems, f"{len(problems)} process invariant(s) violated: {problems[:10]}"
+    return checked
 
 
 def check_event_log(cluster: Cluster) -> int:
-    """No torn record: every events row has its fields and a data column that parses."""
+    """No torn record: every events row has its fields and a data column that parses, and the
+    database file passes SQLite's integrity check. Returns the rows checked."""
+    [(integrity,)] = db_query(cluster, "PRAGMA integrity_check")
+    assert integrity == "ok", f"state database damaged: {integrity}"
     rows = db_query(cluster, "SELECT id, ts, kind, severity, message, data FROM events")
     torn = []
     for id_, ts, kind, severity, message, data in rows:
@@ -151,7 +159,7 @@ def check_event_log(cluster: Cluster) -> int:
 
 def check_faults(
     cluster: Cluster, watches: dict[str, dict[str, Any]], expected: dict[str, int]
-) -> None:
+) -> int:
     """Each watch counted exactly the faults made to it: in status and in the faults table."""
     stored = Counter(
         str(r[0]) for r in db_query(cluster, "SELECT watch FROM faults") if str(r[0]) in expected
@@ -168,9 +176,10 @@ def check_faults(
                 f"faults table has {stored[key]} (restarts {w['restarts']}, {w['state']})"
             )
     assert not problems, f"{len(problems)} counter invariant(s) violated: {problems[:10]}"
+    return 2 * len(expected)  # status and table, per watch
 
 
-def check_final_actions(cluster: Cluster, expected: set[str], prefix: str) -> None:
+def check_final_actions(cluster: Cluster, expected: set[str], prefix: str) -> int:
     """Exactly one final action per escalated watch: one row (done) and one event; no other."""
     rows = db_query(cluster, "SELECT watch, done FROM final_actions")
     fired = Counter(str(w).upper() for w, _ in rows if str(w).upper().startswith(prefix))
@@ -188,6 +197,7 @@ def check_final_actions(cluster: Cluster, expected: set[str], prefix: str) -> No
     if undone:
         problems.append(f"final actions never marked done: {undone[:10]}")
     assert not problems, f"{len(problems)} final-action invariant(s) violated: {problems[:10]}"
+    return 2 * len(expected | set(fired) | set(events)) + len(rows)
 
 
 # --- building watches ----------------------------------------------------------------------
@@ -266,17 +276,18 @@ def group_start_crash(cluster: Cluster, rng: random.Random, n: int, prefix: str)
             client.wait()
     wait_for("the orphaned start script to finish", done.exists, timeout=60)
     watches = wait_settled(cluster, prefix)
-    check_processes(cluster, prefix, watches)
+    fig.invariants += check_processes(cluster, prefix, watches)
     said_yes = [
         line.split()[0].upper() for line in trace.read_text().splitlines() if line.endswith(" 0")
     ]
     missing = [i for i in said_yes if i not in watches or watches[i]["state"] != "running"]
     assert not missing, f"armload succeeded but the watch does not run: {missing[:10]}"
-    check_faults(cluster, watches, {k: 0 for k in watches})
+    fig.invariants += len(said_yes)
+    fig.invariants += check_faults(cluster, watches, {k: 0 for k in watches})
     group = cluster.group("gs")
     assert group is not None and group["state"] == "error", group  # documented: start cut short
     fig.notes.append(f"{len(watches)} watches after restart")
-    check_event_log(cluster)
+    fig.invariants += check_event_log(cluster)
     finish(cluster, "gs", prefix)
     fig.seconds = time.monotonic() - t0
     return fig
@@ -303,11 +314,12 @@ def restart_wait_crash(
         fig.daemon_kills += 1
         cluster.start_daemon()
         watches = wait_settled(cluster, prefix)
-        check_processes(cluster, prefix, watches)
-        check_faults(cluster, watches, {i.upper(): r for i in ids})
+        fig.invariants += check_processes(cluster, prefix, watches)
+        fig.invariants += check_faults(cluster, watches, {i.upper(): r for i in ids})
         bad = [k for k, w in watches.items() if w["restarts"] != r or w["state"] != "running"]
         assert not bad, f"round {r}: restarts not {r}: {[(b, watches[b]) for b in bad[:5]]}"
-    check_event_log(cluster)
+        fig.invariants += len(watches)
+    fig.invariants += check_event_log(cluster)
     finish(cluster, "gi", prefix)
     fig.seconds = time.monotonic() - t0
     return fig
@@ -336,11 +348,12 @@ def burst_crash(
         fig.notes.append(f"round {r} killed at >= {k} faults")
         cluster.start_daemon()
         watches = wait_settled(cluster, prefix)
-        check_processes(cluster, prefix, watches)
-        check_faults(cluster, watches, dict.fromkeys(ids, r))
+        fig.invariants += check_processes(cluster, prefix, watches)
+        fig.invariants += check_faults(cluster, watches, dict.fromkeys(ids, r))
         bad = [k for k, w in watches.items() if w["restarts"] != r or w["state"] != "running"]
         assert not bad, f"round {r}: restarts not {r}: {[(b, watches[b]) for b in bad[:5]]}"
-    check_event_log(cluster)
+        fig.invariants += len(watches)
+    fig.invariants += check_event_log(cluster)
     finish(cluster, "gb", prefix)
     fig.seconds = time.monotonic() - t0
     return fig
@@ -378,12 +391,13 @@ def final_action_crash(cluster: Cluster, rng: random.Random, n: int, prefix: str
         lambda: db_count(cluster, "SELECT count(*) FROM final_actions WHERE done=0") == 0,
     )
     watches = wait_settled(cluster, prefix)
-    check_processes(cluster, prefix, watches)
-    check_faults(cluster, watches, dict.fromkeys(ids, 2))
+    fig.invariants += check_processes(cluster, prefix, watches)
+    fig.invariants += check_faults(cluster, watches, dict.fromkeys(ids, 2))
     bad = [k for k, w in watches.items() if w["state"] != "escalated"]
     assert not bad, f"not escalated: {[(b, watches[b]['state']) for b in bad[:5]]}"
-    check_final_actions(cluster, set(ids), prefix)
-    check_event_log(cluster)
+    fig.invariants += len(watches)
+    fig.invariants += check_final_actions(cluster, set(ids), prefix)
+    fig.invariants += check_event_log(cluster)
     finish(cluster, "gf", prefix)
     fig.seconds = time.monotonic() - t0
     return fig
@@ -424,7 +438,7 @@ def armkill_crash(cluster: Cluster, rng: random.Random, n: int, prefix: str) -> 
             os.killpg(killer.pid, signal.SIGKILL)
             killer.wait()
     watches = wait_settled(cluster, prefix)
-    check_processes(cluster, prefix, watches)
+    fig.invariants += check_processes(cluster, prefix, watches)
     said_yes = {
         line.split()[0].upper() for line in trace.read_text().splitlines() if line.endswith(" 0")
     }
@@ -433,10 +447,104 @@ def armkill_crash(cluster: Cluster, rng: random.Random, n: int, prefix: str) -> 
     survivors = set(ids[n // 2 :])
     lost = sorted(survivors - set(watches))
     assert not lost, f"watches nobody armkilled are gone: {lost[:10]}"
-    check_faults(cluster, watches, {k: 0 for k in watches})
+    fig.invariants += len(said_yes) + len(survivors)
+    fig.invariants += check_faults(cluster, watches, {k: 0 for k in watches})
     fig.notes.append(f"{len(said_yes)} armkills answered")
-    check_event_log(cluster)
+    fig.invariants += check_event_log(cluster)
     finish(cluster, "gk", prefix)
+    fig.seconds = time.monotonic() - t0
+    return fig
+
+
+def state_write_crash(cluster: Cluster, rng: random.Random, n: int, prefix: str) -> Figures:
+    """Kill the daemon in the middle of a stream of state writes: two shell loops in parallel
+    armload watches one by one and armkill each one three steps later, so that the daemon
+    commits (watch rows, events, deletions) without pause. The kill falls after a random
+    number of events were committed since the loops began -- anywhere in that stream, between
+    or during transactions. Afterwards every answer the loops got must hold: an armload that
+    said yes runs (once), an armkill that said yes left nothing behind, and the database is
+    whole."""
+    fig = Figures("state writes", n)
+    t0 = time.monotonic()
+    lag = 3
+    halves = [list(range(0, n // 2)), list(range(n // 2, n))]
+    trace = cluster.home / "write.trace"
+    scripts = []
+    for half in halves:
+        lines = []
+        for pos, i in enumerate(half):
+            load = f"armload {prefix}{i} /R 3 {SLEEP} 1000"
+            lines.append(f'{load}; echo "load {prefix}{i} $?" >> {trace}')
+            if pos >= lag:
+                j = half[pos - lag]
+                lines.append(f'armkill {prefix}{j}; echo "kill {prefix}{j} $?" >> {trace}')
+        scripts.append("\n".join(lines))
+    base = db_count(cluster, "SELECT max(id) FROM events")
+    loops = [
+        subprocess.Popen(
+            ["/bin/sh", "-c", script],
+            env=cluster.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for script in scripts
+    ]
+    cluster.started_pids.extend(p.pid for p in loops)
+    try:
+        # An armload commits one event (watch_start), an armkill one (watch_stopped): about
+        # 2n in all. Should the loops end before k, the kill comes then (late, but it comes).
+        k = rng.randint(1, max(1, int(1.9 * n)))
+        kill_daemon_when(
+            cluster,
+            f"{k} events committed",
+            lambda: (
+                db_count(cluster, "SELECT max(id) FROM events") >= base + k
+                or all(p.poll() is not None for p in loops)
+            ),
+            timeout=300,
+        )
+        fig.daemon_kills += 1
+        fig.notes.append(f"killed at >= {k} events")
+        cluster.start_daemon()
+        for p in loops:
+            p.wait(timeout=300)
+    finally:
+        for p in loops:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+    watches = wait_settled(cluster, prefix)
+    fig.invariants += check_processes(cluster, prefix, watches)
+    answers: dict[str, dict[str, str]] = {}
+    for line in trace.read_text().splitlines():
+        verb, key, code = line.split()
+        answers.setdefault(key.upper(), {})[verb] = code
+    loaded = {k for k, a in answers.items() if a.get("load") == "0"}
+    killed = {k for k, a in answers.items() if a.get("kill") == "0"}
+    # An armkill cut off by the crash (answered neither yes nor "no daemon" -- exit status 3,
+    # when it could not even connect) may or may not have been carried out.
+    unknown = {k for k, a in answers.items() if a.get("kill") not in (None, "0", "3")}
+    kept = loaded - killed - unknown
+
+    def told(keys: list[str]) -> str:
+        return ", ".join(f"{k} {answers[k]}" for k in keys[:10])
+
+    still = sorted(killed & set(watches))
+    assert not still, f"armkill succeeded but the watch is still there: {told(still)}"
+    missing = sorted(k for k in kept if k not in watches)
+    assert not missing, f"armload succeeded, no armkill did, but the watch is gone: {told(missing)}"
+    not_running = sorted(k for k in kept if watches[k]["state"] != "running")
+    assert not not_running, f"armload succeeded but the watch does not run: {told(not_running)}"
+    fig.invariants += len(kept) + len(killed)
+    fig.notes.append(f"{len(unknown)} armkill(s) cut off")
+    fig.invariants += check_faults(cluster, watches, {k: 0 for k in watches})
+    fig.notes.append(f"{len(loaded)} armloads and {len(killed)} armkills answered yes")
+    fig.invariants += check_event_log(cluster)
+    for key in sorted(watches):
+        cluster.ok("armkill", key)
+    wait_for("no process left", lambda: not target_processes(prefix), timeout=60)
     fig.seconds = time.monotonic() - t0
     return fig
 
@@ -447,4 +555,5 @@ SCENARIOS = {
     "burst": burst_crash,
     "final_action": final_action_crash,
     "armkill": armkill_crash,
+    "state_write": state_write_crash,
 }

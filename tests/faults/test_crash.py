@@ -33,3 +33,7 @@ def test_kill_during_final_actions(cluster: Cluster, rng: random.Random, prefix:
 
 def test_kill_during_armkill(cluster: Cluster, rng: random.Random, prefix: str) -> None:
     print(scenarios.armkill_crash(cluster, rng, N, prefix).line())
+
+
+def test_kill_during_state_writes(cluster: Cluster, rng: random.Random, prefix: str) -> None:
+    print(scenarios.state_write_crash(cluster, rng, N, prefix).line())

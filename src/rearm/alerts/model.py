@@ -19,8 +19,9 @@ RANK = {name: n for n, name in enumerate(SEVERITIES)}
 # What alerts when a sink does not say `kinds`: the events issue 6 lists (fault, restart,
 # threshold, final action, group start failure, heartbeat timeout, daemon start and stop), plus
 # the two that belong with final actions (the reboot-loop guard changing one, one resumed after a
-# daemon crash), a license problem, which keeps groups from starting, and losing systemd, which
-# leaves unit watches blind until it is back.
+# daemon crash), a license problem, which keeps groups from starting, losing systemd, which
+# leaves unit watches blind until it is back, and var/ taking no state writes (full, read-only),
+# and taking them again.
 DEFAULT_KINDS = (
     "daemon_start",
     "daemon_stop",
@@ -36,6 +37,8 @@ DEFAULT_KINDS = (
     "systemd_unavailable",
     "systemd_connection_lost",
     "state_rebuilt",
+    "state_write_failed",
+    "state_write_recovered",
 )
 
 # Every kind of event the daemon emits. A sink's `kinds` must name one of these (or be a pattern
@@ -53,6 +56,7 @@ KNOWN_KINDS = frozenset(
         "watch_end",
         "watch_lost",
         "stop_command_failed",
+        "watch_log_unwritable",
         "group_start",
         "group_online",
         "group_stop",

@@ -239,6 +239,24 @@ def find_by_token(token: str) -> list[Proc]:
     )
 
 
+def find_by_tokens(tokens: set[str]) -> dict[str, list[Proc]]:
+    """`find_by_token` for many tokens in one pass over /proc: a daemon re-adopting hundreds
+    of watches after a crash reads each process's environment once, not once per watch."""
+    marker = f"\0{TOKEN_VAR}=".encode()
+    found: dict[str, list[int]] = {}
+    for pid in _pids():
+        environ = b"\0" + (_read(f"/proc/{pid}/environ") or b"")
+        at = environ.find(marker)
+        if at < 0:
+            continue
+        start = at + len(marker)
+        end = environ.find(b"\0", start)
+        token = environ[start : end if end >= 0 else len(environ)].decode("ascii", "replace")
+        if token in tokens:
+            found.setdefault(token, []).append(pid)
+    return {token: _live(pids) for token, pids in found.items()}
+
+
 def real_uid(pid: int) -> int | None:
     """The real uid of a process (the first of the Uid: line of /proc/PID/status)."""
     status = _read(f"/proc/{pid}/status")

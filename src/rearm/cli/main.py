@@ -272,6 +272,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     c = status["cluster"]
     drill = "on (final actions recorded, not executed)" if c["drill"] else "OFF"
     print(f"cluster {c['name']} on {c['server']}: final action {c['final_action']}, drill {drill}")
+    state = status.get("state") or {}
+    if state.get("writable") is False:
+        print(
+            f"STATE NOT WRITTEN since {state.get('since')}: {state.get('error')} -- services are "
+            f"still watched and restarted; {state.get('pending_writes')} write(s) wait for var/"
+        )
     for g in status["groups"]:
         detail = f"  [{g['detail']}]" if g.get("detail") else ""
         print(f"group {g['name']}: {g['state']}{detail}")

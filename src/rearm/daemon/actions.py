@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from rearm import policy
 from rearm.daemon.bus import EventBus
 from rearm.model import Cluster, FinalAction
 from rearm.store import EventRow, Store
@@ -95,13 +96,21 @@ class FinalActions:
         self.stop_group = stop_group
         self.machine = machine or MachineControl()
         self.send_alert: Callable[[EventRow], Awaitable[object]] | None = None
+        # Now on both clocks (main.py wires the supervisor's): the loop guard's window must
+        # hold across a reboot and a wall-clock step (policy.ages).
+        self.clock: Callable[[], policy.Time] = time.time
 
     def choose(
-        self, cluster: Cluster, requested: FinalAction, now: float
+        self, cluster: Cluster, requested: FinalAction, now: policy.Time
     ) -> tuple[FinalAction, bool]:
         """The action to take and whether the reboot-loop guard changed it."""
         if requested in (FinalAction.REBOOT, FinalAction.PANIC):
-            recent = self.store.machine_actions_since(now - cluster.reboot_window)
+            if self.store.failure is not None:
+                # A reboot that cannot be recorded cannot be counted: with var/ still full
+                # after the boot, the guard would never see the loop. Stop the group instead.
+                return FinalAction.STOPGROUP, True
+            times = self.store.machine_action_times()
+            recent = sum(policy.within(now, times, cluster.reboot_window))
             if recent >= cluster.max_reboots:
                 return FinalAction.STOPGROUP, True
         return requested, False
@@ -114,16 +123,22 @@ class FinalActions:
         carried out by `complete`, or by `resume` after a restart.
         """
         requested = cluster.final_action
-        action, guarded = self.choose(cluster, requested, time.time())
+        now = self.clock()
+        action, guarded = self.choose(cluster, requested, now)
         drill = is_drill(cluster)
         action_id = self.store.add_final_action(
-            requested.value, action.value, watch, group, drill, self.boot_id
+            requested.value, action.value, watch, group, drill, self.boot_id, now
         )
         if guarded:
+            why = (
+                "the state cannot be written, so the reboot-loop guard could not count it"
+                if self.store.failure is not None
+                else f"{cluster.max_reboots} reboots/panics already within "
+                f"{cluster.reboot_window} s"
+            )
             self.bus.emit(
                 "reboot_loop_guard",
-                f"{requested.value} refused: {cluster.max_reboots} reboots/panics already "
-                f"within {cluster.reboot_window} s; taking the group offline instead",
+                f"{requested.value} refused: {why}; taking the group offline instead",
                 severity="critical",
                 group=group,
                 watch=watch,

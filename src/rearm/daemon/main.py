@@ -27,13 +27,14 @@ from rearm.config import NEEDS_RESTART, address_only, group_names, load_cluster,
 from rearm.daemon.actions import FinalActions, is_drill
 from rearm.daemon.bus import EventBus
 from rearm.daemon.control import Control
+from rearm.daemon.durability import StateWrites
 from rearm.daemon.groups import Groups
 from rearm.daemon.heartbeat import Heartbeat
 from rearm.daemon.notify import notify
 from rearm.daemon.supervisor import Supervisor
 from rearm.model import OPERATOR_SHUTDOWN_STATUS, Cluster, GroupState
 from rearm.paths import Home
-from rearm.store import open_store
+from rearm.store import StoreUnavailable, open_store
 from rearm.validate import ConfigError
 from rearm.web.metrics import EventCounts
 
@@ -54,14 +55,18 @@ class Daemon:
         self.pid = os.getpid()
         self.version = _version()
         self.started = time.time()
-        self.boot_id = process.boot_id()
+        self.boot_id = test_boot_id() or process.boot_id()
         self.store, self.store_problem = open_store(home.state_db)
         self.bus = EventBus(self.store)
+        # From here on a full or read-only var/ does not stop recovery (durability.py).
+        self.state_writes = StateWrites(self.store, self.bus, home.var)
         self.supervisor = Supervisor(home, self.store, self.bus, self.boot_id)
+        self.supervisor.write_state_now = self.state_writes.try_now
         self.groups = Groups(
             home, self.store, self.bus, self.supervisor, self.boot_id, lambda: self.cluster
         )
         self.actions = FinalActions(self.store, self.bus, self.boot_id, self._stop_group_for)
+        self.actions.clock = self.supervisor.clock
         self.supervisor.run_recover_script = self.groups.run_recover
         self.supervisor.record_final_action = lambda watch, group: self.actions.record(
             self.cluster, watch, group
@@ -151,6 +156,15 @@ class Daemon:
             await self._metrics.cleanup()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.home.pidfile)
+        self.state_writes.close()
+        if not self.state_writes.try_now():
+            # The services run on; a new daemon re-adopts them from what the disk holds.
+            log.error(
+                "stopping with %d state write(s) not made (%s): the next daemon starts from "
+                "the state last written",
+                self.store.pending_writes,
+                self.store.failure.error if self.store.failure else "",
+            )
         self.store.close()
         # SIGTERM (systemctl stop) is an ordinary stop; `rearm shutdown` says "stay down".
         return OPERATOR_SHUTDOWN_STATUS if self._by_operator else 0
@@ -235,7 +249,7 @@ class Daemon:
 
     # ------------------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        now = time.time()
+        now = self.supervisor.clock()
         c = self.cluster
         groups = []
         names = set(group_names(self.home)) | set(self.groups.states)
@@ -265,6 +279,8 @@ class Daemon:
                 "return_mode": c.return_mode.value,
             },
             "daemon": {"pid": self.pid, "version": self.version, "since": self.started},
+            # {"writable": true}, or why var/ takes no writes, since when, what waits.
+            "state": self.store.health(),
             "groups": groups,
             # Watches made outside any group script (e.g. armload typed at a shell).
             "watches": [
@@ -302,5 +318,18 @@ def run(home: Home) -> int:
             f"rearm daemon: already running (control socket {home.socket} answers)", file=sys.stderr
         )
         return 1
-    daemon = Daemon(home, cluster)
+    try:
+        daemon = Daemon(home, cluster)
+    except StoreUnavailable as e:
+        print(f"rearm daemon: {e}", file=sys.stderr)
+        return 1
     return asyncio.run(daemon.run())
+
+
+def test_boot_id() -> str | None:
+    """A boot id for tests that play a reboot (REARM_TEST_BOOT_ID), honoured only with
+    REARM_DRILL=1 like every other test setting: the real one comes from the kernel."""
+    value = os.environ.get("REARM_TEST_BOOT_ID")
+    if value and os.environ.get("REARM_DRILL", "") not in ("", "0"):
+        return value
+    return None

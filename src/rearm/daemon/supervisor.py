@@ -1,17 +1,24 @@
 """Drives every watch's state machine with real processes, pidfds and timers.
 
-The respawn path, in full: the pidfd becomes readable -> `_on_exit` reaps the status -> the
+The respawn path, in full: the pidfd becomes readable -> `_on_exits` reaps the status -> the
 watch decides (policy) -> `_apply` commits the fault, the new state and the events in one
 transaction -> the restart timer fires after /INT -> `_spawn` starts the target again.
+
+Every pidfd sits in one epoll set of the supervisor's own, which is the only thing the event
+loop watches for exits: when many targets die together (a mass failure, an OOM kill of a
+group), one wake-up reads them all and one transaction records them all, instead of one wake-up
+and two commits per target.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
+import select
 import signal
 import time
 import uuid
@@ -38,6 +45,7 @@ from rearm.model import (
     watch_key,
 )
 from rearm.paths import Home
+from rearm.policy import Stamp
 from rearm.store import Store, WatchRow
 from rearm.validate import ConfigError
 from rearm.watch import (
@@ -119,11 +127,26 @@ class Supervisor:
         self.runtimes: dict[str, Runtime] = {}
         self._kept: set[asyncio.Task[Any]] = set()
         self.hour_seconds = test_hour_seconds()
+        # Every moment the policy sees, on both clocks (policy.Stamp); timers use the loop's
+        # monotonic clock. A wall-clock step moves neither a restart nor the /H window.
+        self.clock = make_clock(boot_id)
         # Wired by main.py: the group runner and the final actions (kept out of this module).
         self.run_recover_script: RecoverScript | None = None
         self.record_final_action: RecordAction | None = None
         self.complete_final_action: CompleteAction | None = None
+        # Writes what the store kept while var/ took no writes; True once all is written.
+        self.write_state_now: Callable[[], bool] = store.retry
         self.units = UnitDriver(self)
+        # The pidfds of all watched targets (see the module's doc), registered with the loop
+        # at the first one.
+        self._exits = select.epoll()
+        self._exit_fds: dict[int, Runtime] = {}
+        self._exits_listened = False
+        # While a batch acts (_apply_many), the effects of what it starts are gathered here and
+        # committed together after it, not one transaction per target.
+        self._gathered: list[tuple[Runtime, list[Effect]]] | None = None
+        # During recover(): the live processes by spawn token (see recover).
+        self._token_index: tuple[set[str], dict[str, list[Proc]]] = (set(), {})
 
     # ------------------------------------------------------------------------------------------
     # armload
@@ -161,6 +184,10 @@ class Supervisor:
                 "/SCR needs a group: it re-runs the group's start script, so the watch must be "
                 "created by a group's start script (REARM_GROUP is not set)"
             )
+        if not self.write_state_now():
+            # A watch that is not on disk could not be re-adopted by a restarted daemon: its
+            # process would run on unwatched, or be started twice. Running watches go on.
+            raise ApiError(f"{req.watch_id}: not started: {self.unwritable()}")
         service = self._service_def(req) if req.kind is TargetKind.SERVICE else None
         unit = None
         if req.service is not None and service is None:
@@ -197,7 +224,8 @@ class Supervisor:
             else:
                 self._prepare_spawn(rt)
                 self._persist(rt)
-                problem = await self.units.start(rt, first=True)
+                problem = self.unwritable() if self.store.failure else None
+                problem = problem or await self.units.start(rt, first=True)
                 if problem is not None:
                     with self.store.transaction():
                         self.store.delete_watch(key)
@@ -206,6 +234,11 @@ class Supervisor:
             return await self._await_start(rt, req)
         if running and req.adopt:
             self._adopt(rt, running, "adopted the running process")
+            if self.store.failure is not None:
+                with self.store.transaction():
+                    self.store.delete_watch(key)
+                self._forget(rt)  # it runs on as it did before this armload
+                raise ApiError(f"{req.watch_id}: not adopted: {self.unwritable()}")
         else:
             problem = self._spawn(rt, first=True)
             if problem is not None:
@@ -299,6 +332,8 @@ class Supervisor:
         if not prepared:
             self._prepare_spawn(rt)
             self._persist(rt)
+            if first and self.store.failure is not None:
+                return self.unwritable()  # its spawn token is not on disk: do not spawn
         if rt.unit is not None:
             self._task(rt, self.units.start(rt, first=False))
             return None
@@ -310,7 +345,7 @@ class Supervisor:
             proc = process.spawn(
                 argv,
                 env,
-                self.home.watch_log(w.watch_id),
+                self._log_for(rt),
                 cwd=service.directory if service else None,
                 user=user,
                 group=service.group if service else None,
@@ -320,7 +355,7 @@ class Supervisor:
             reason = e.strerror if isinstance(e, SpawnError) else str(e)
             if first:
                 return str(reason)
-            self._apply(rt, w.start_failed(time.time(), f"cannot start: {reason}"))
+            self._apply(rt, w.start_failed(self.clock(), f"cannot start: {reason}"))
             return None
         if service is not None and service.pidfile is not None:
             self._apply(
@@ -353,6 +388,39 @@ class Supervisor:
             self._task(rt, self._await_ready(rt, ready_check))
         return None
 
+    def unwritable(self) -> str:
+        """Why an armload is refused while var/ takes no writes: one line."""
+        failure = self.store.failure
+        error = failure.error if failure else "unknown error"
+        return (
+            f"the state in {self.home.var} cannot be written ({error}); rearm takes no new "
+            "watch it could not re-adopt after a restart (running watches go on). Free space "
+            f"in {self.home.var} or make it writable, then try again"
+        )
+
+    def _log_for(self, rt: Runtime) -> str:
+        """The target's output file: its log in var/, or /dev/null when var/ refuses it (full of
+        inodes, read-only): a restart must not fail for want of a log."""
+        path = self.home.watch_log(rt.watch.watch_id)
+        if self.store.failure is None:
+            return path  # the usual case: no extra look at the disk before a spawn
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640))
+        except OSError as e:
+            if e.errno not in (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EIO):
+                return path  # let the spawn report it, as before
+            self.bus.emit(
+                "watch_log_unwritable",
+                f"{rt.watch.watch_id}: cannot open its log {path} ({e.strerror}): "
+                "its output goes to /dev/null",
+                severity="warning",
+                group=rt.watch.group,
+                watch=rt.watch.watch_id,
+            )
+            return os.devnull
+        return path
+
     def _prepare_spawn(self, rt: Runtime) -> None:
         rt.token = uuid.uuid4().hex
         rt.pid_start = None
@@ -379,7 +447,7 @@ class Supervisor:
                         launcher_fd = None
                         if not ended[1]:
                             self._apply(
-                                rt, w.start_failed(time.time(), f"the start command {ended[0]}")
+                                rt, w.start_failed(self.clock(), f"the start command {ended[0]}")
                             )
                             return
                 found = pidfile.verified(
@@ -396,7 +464,7 @@ class Supervisor:
                     self._apply(
                         rt,
                         w.start_failed(
-                            time.time(),
+                            self.clock(),
                             f"no live {os.path.basename(service.command[0])} process "
                             f"in {service.pidfile} within {PIDFILE_TIMEOUT:g} s",
                         ),
@@ -416,7 +484,7 @@ class Supervisor:
         else:
             fd = process.open_pidfd(found)
             if fd is None:
-                self._apply(rt, w.start_failed(time.time(), "the process in the pid file ended"))
+                self._apply(rt, w.start_failed(self.clock(), "the process in the pid file ended"))
                 return
             rt.pidfd = fd
             rt.own_group = process.leads_own_group(found.pid)
@@ -472,27 +540,50 @@ class Supervisor:
 
     def _listen(self, rt: Runtime) -> None:
         assert rt.pidfd is not None
-        asyncio.get_running_loop().add_reader(rt.pidfd, self._on_exit, rt)
+        if not self._exits_listened:
+            asyncio.get_running_loop().add_reader(self._exits.fileno(), self._on_exits)
+            self._exits_listened = True
+        self._exit_fds[rt.pidfd] = rt
+        self._exits.register(rt.pidfd, select.EPOLLIN)
+
+    def _unlisten(self, rt: Runtime) -> None:
+        """Stop watching rt's pidfd and close it."""
+        assert rt.pidfd is not None
+        if self._exit_fds.pop(rt.pidfd, None) is not None:
+            self._exits.unregister(rt.pidfd)
+        os.close(rt.pidfd)
+        rt.pidfd = None
 
     # ------------------------------------------------------------------------------------------
     # exits, restarts, final actions
-    def _on_exit(self, rt: Runtime) -> None:
+    def _on_exits(self) -> None:
+        """Every target that has ended since the last look: reaped, decided, then applied as
+        one batch. Level-triggered: what one poll cannot take wakes the loop again."""
+        batch: list[tuple[Runtime, list[Effect]]] = []
+        for fd, _ in self._exits.poll(0):
+            rt = self._exit_fds.get(fd)
+            if rt is None or rt.pidfd != fd:
+                continue
+            effects = self._exited(rt)
+            if effects is not None:
+                batch.append((rt, effects))
+        self._apply_many(batch)
+
+    def _exited(self, rt: Runtime) -> list[Effect] | None:
+        """Reap rt's target and let its watch decide; None when there is nothing to apply."""
         assert rt.pidfd is not None
-        asyncio.get_running_loop().remove_reader(rt.pidfd)
         outcome = process.reap(rt.pidfd)
-        os.close(rt.pidfd)
-        rt.pidfd = None
+        self._unlisten(rt)
         detail, clean = outcome or (
             "ended (exit status unknown: not started by this daemon)",
             False,
         )
         rt.main_exited.set()
         try:
-            effects = rt.watch.exited(time.time(), detail, clean)
+            return rt.watch.exited(self.clock(), detail, clean)
         except InvalidTransition:
             log.exception("exit of %s ignored", rt.watch.watch_id)
-            return
-        self._apply(rt, effects)
+            return None
 
     def _restart_due(self, rt: Runtime) -> None:
         rt.timer = None
@@ -504,13 +595,36 @@ class Supervisor:
         w = rt.watch
         problem: str | None = "the watch has no group"
         if w.group is not None and self.run_recover_script is not None:
-            problem = await self.run_recover_script(w.group, w.watch_id)
+            try:
+                problem = await self.run_recover_script(w.group, w.watch_id)
+            except OSError as e:  # its log in var/ cannot be written (full, read-only)
+                problem = f"the start script (RECOVER) could not run: {e}"
         if not rt.forgotten and w.state is S.STARTING and w.pid is None:
             detail = problem or "the start script (RECOVER) did not start it again"
-            self._apply(rt, w.recover_script_missed(time.time(), detail))
+            self._apply(rt, w.recover_script_missed(self.clock(), detail))
 
     def _apply(self, rt: Runtime, effects: list[Effect]) -> None:
         """Commit what must survive a crash, then act on the rest."""
+        if self._gathered is not None:
+            self._gathered.append((rt, effects))  # a batch is acting: it commits these next
+            return
+        self._apply_many([(rt, effects)])
+
+    def _apply_many(self, batch: list[tuple[Runtime, list[Effect]]]) -> None:
+        """`_apply` for many watches: one transaction for all their records, then their acts.
+        What those acts start is committed by one more transaction, and so on until done."""
+        while batch:
+            decided = [(rt, self._decide_now(rt, effects)) for rt, effects in batch]
+            with self.store.transaction():
+                pending = [self._record(rt, effects) for rt, effects in decided]
+            self._gathered = []
+            try:
+                for (rt, effects), actions in zip(decided, pending, strict=True):
+                    self._act(rt, effects, actions)
+            finally:
+                batch, self._gathered = self._gathered, None
+
+    def _decide_now(self, rt: Runtime, effects: list[Effect]) -> list[Effect]:
         w = rt.watch
         if any(isinstance(e, ScheduleRestart) and e.delay == 0 for e in effects):
             # /INT 0: the restart is due now. Deciding it here lets one commit cover the fault,
@@ -519,23 +633,32 @@ class Supervisor:
             effects += w.restart_due_now()
         if any(isinstance(e, Spawn) for e in effects):
             self._prepare_spawn(rt)
+        return effects
+
+    def _record(self, rt: Runtime, effects: list[Effect]) -> list[Any]:
+        """The part of `effects` that must survive a crash; inside the caller's transaction.
+        Returns the final actions recorded, for `_act` to complete."""
+        w = rt.watch
         pending: list[Any] = []
-        with self.store.transaction():
-            for e in effects:
-                if isinstance(e, RecordFault):
-                    self.store.add_fault(w.instance, rt.key, e.ts, e.detail)
-                elif isinstance(e, Emit):
-                    self.bus.emit(
-                        e.kind, e.message, severity=e.severity, group=w.group, watch=w.watch_id
-                    )
-                elif isinstance(e, Forget):
-                    self.store.delete_watch(rt.key)
-                elif isinstance(e, FireFinalAction) and self.record_final_action is not None:
-                    # Recorded with the escalation itself: no crash can separate the two.
-                    pending.append(self.record_final_action(w.watch_id, w.group))
-            if not any(isinstance(e, Forget) for e in effects):
-                self._save(rt)
-        if w.state is not S.STARTING:
+        for e in effects:
+            if isinstance(e, RecordFault):
+                self.store.add_fault(w.instance, rt.key, e.ts, e.detail)
+            elif isinstance(e, Emit):
+                self.bus.emit(
+                    e.kind, e.message, severity=e.severity, group=w.group, watch=w.watch_id
+                )
+            elif isinstance(e, Forget):
+                self.store.delete_watch(rt.key)
+            elif isinstance(e, FireFinalAction) and self.record_final_action is not None:
+                # Recorded with the escalation itself: no crash can separate the two.
+                pending.append(self.record_final_action(w.watch_id, w.group))
+        if not any(isinstance(e, Forget) for e in effects):
+            self._save(rt)
+        return pending
+
+    def _act(self, rt: Runtime, effects: list[Effect], pending: list[Any]) -> None:
+        """The rest of `effects`, once their records are committed."""
+        if rt.watch.state is not S.STARTING:
             rt.settled.set()
         for e in effects:
             if isinstance(e, KillLeftovers):
@@ -576,6 +699,7 @@ class Supervisor:
             stored["unit"] = rt.unit
             rt.stored_request = json.dumps(stored)
             rt.stored_for = w.request
+        due = w.restart_due
         self.store.put_watch(
             WatchRow(
                 key=rt.key,
@@ -588,10 +712,13 @@ class Supervisor:
                 own_group=rt.own_group,
                 token=rt.token,
                 restarts=w.restarts,
-                restart_due=w.restart_due,
+                restart_due=None if due is None else policy.wall(due),
                 boot_id=self.boot_id,
                 created=rt.created,
                 detail=w.detail,
+                restart_mono=due.mono
+                if isinstance(due, Stamp) and due.boot == self.boot_id
+                else None,
             ),
             rt.stored_request,
         )
@@ -603,9 +730,7 @@ class Supervisor:
         if rt.timer is not None:
             rt.timer.cancel()
         if rt.pidfd is not None:
-            asyncio.get_running_loop().remove_reader(rt.pidfd)
-            os.close(rt.pidfd)
-            rt.pidfd = None
+            self._unlisten(rt)
         for task in rt.tasks:
             if task is not asyncio.current_task():
                 task.cancel()
@@ -626,7 +751,19 @@ class Supervisor:
         rt = self.runtimes.get(watch_key(req.watch_id))
         if rt is None:
             raise ApiError(f"unknown watch ID '{req.watch_id}' (see 'rearm status')")
-        return await self.stop(rt, req.keep_running, req.timeout)
+        result = await self.stop(rt, req.keep_running, req.timeout)
+        failure = self.store.failure
+        if failure is not None:
+            # Accepted all the same: stopping a service is what an operator does in a disk
+            # emergency (maybe the one filling the disk). The end is written when var/ takes
+            # writes again; only a daemon crash before then would bring the watch back.
+            warning = (
+                f"the state in {self.home.var} cannot be written ({failure.error}): the end of "
+                f"{rt.watch.watch_id} is kept in memory and written as soon as it can be"
+            )
+            log.warning("armkill %s: %s", rt.watch.watch_id, warning)
+            result["warning"] = warning
+        return result
 
     async def stop(self, rt: Runtime, keep_running: bool, timeout: int) -> dict[str, Any]:
         w = rt.watch
@@ -736,7 +873,8 @@ class Supervisor:
             await asyncio.sleep(0.05)
         return {}
 
-    def describe(self, rt: Runtime, now: float) -> dict[str, Any]:
+    def describe(self, rt: Runtime, now: policy.Time) -> dict[str, Any]:
+        """`now`: self.clock() -- a bare wall time would count the /H window by the wall clock."""
         w = rt.watch
         p = w.request.policy
         state = w.state
@@ -800,8 +938,23 @@ class Supervisor:
     # after a daemon restart
     def recover(self) -> None:
         """Rebuild every watch from the store and re-attach to its live process."""
-        now = time.time()
-        for row in self.store.watches():
+        now = self.clock()
+        rows = self.store.watches()
+        # The tokens of spawns a crash may have cut off from their record (no pid yet), looked
+        # up in one pass over /proc: per watch, that would be N passes at N watches.
+        tokens = {r.token for r in rows if r.token and (r.pid is None or r.pid_start is None)}
+        self._token_index = (tokens, process.find_by_tokens(tokens))
+        try:
+            self._recover_rows(rows, now)
+        finally:
+            self._token_index = (set(), {})
+
+    def _spawned_before(self, token: str) -> list[Proc]:
+        looked_up, index = self._token_index
+        return index.get(token, []) if token in looked_up else process.find_by_token(token)
+
+    def _recover_rows(self, rows: list[WatchRow], now: Stamp) -> None:
+        for row in rows:
             if row.boot_id != self.boot_id:
                 with self.store.transaction():
                     self.store.delete_watch(row.key)
@@ -816,7 +969,7 @@ class Supervisor:
                 continue
             self._recover_one(row, now)
 
-    def _recover_one(self, row: WatchRow, now: float) -> None:
+    def _recover_one(self, row: WatchRow, now: Stamp) -> None:
         if watch_key(str(row.request.get("watch_id", ""))) in self.runtimes:
             return  # rebuilt from its process already
         req = request_from_dict(row.request)
@@ -831,12 +984,12 @@ class Supervisor:
             restarts=row.restarts,
             fault_times=self.store.fault_times(row.instance),
             detail=row.detail,
-            restart_due=row.restart_due,
+            restart_due=row.restart_stamp,
             hour=self.hour_seconds,
         )
         rt = Runtime(
             watch=w,
-            env=dict(env) if isinstance(env, dict) else {},
+            env=_clean_env(env) if isinstance(env, dict) else {},
             pid_start=row.pid_start,
             own_group=row.own_group,
             token=row.token,
@@ -849,7 +1002,10 @@ class Supervisor:
             rt.settled.set()
             return
         if w.state is S.RESTARTING:
-            due = max(0.0, min((w.restart_due or now) - now, float(req.policy.interval)))
+            # What is left of /INT, by the boot clock (policy.until): a wall-clock step while
+            # no daemon ran makes the restart neither early nor late. Never more than /INT.
+            left = policy.until(now, w.restart_due) if w.restart_due is not None else 0.0
+            due = max(0.0, min(left, float(req.policy.interval)))
             rt.timer = asyncio.get_running_loop().call_later(due, self._restart_due, rt)
             return
         if rt.unit is not None:
@@ -881,7 +1037,7 @@ class Supervisor:
                 )
             return
         # STARTING without a recorded pid: a spawn may have happened just before a crash.
-        found = process.find_by_token(rt.token) if rt.token else []
+        found = self._spawned_before(rt.token) if rt.token else []
         if found:
             self._adopt(rt, found[0], "re-adopted the process started before the daemon stopped")
             rt.own_group = True
@@ -889,6 +1045,33 @@ class Supervisor:
             self._spawn(rt)
         else:  # STOPPING with nothing left to stop
             self._apply(rt, w.stop_finished("ended while the daemon was not running"))
+
+
+def make_clock(boot_id: str) -> Callable[[], Stamp]:
+    """Now, on both clocks: the wall clock and this boot's CLOCK_BOOTTIME (which, unlike
+    CLOCK_MONOTONIC, goes on counting while the machine is suspended, as /H hours do).
+
+    Tests move the daemon's wall clock without touching the machine's: the file named by
+    REARM_TEST_WALL_OFFSET_FILE holds seconds to add to it, read at every look. Like
+    REARM_TEST_HOUR_SECONDS it is honoured only with REARM_DRILL=1.
+    """
+    offset_file = os.environ.get("REARM_TEST_WALL_OFFSET_FILE")
+    if offset_file and os.environ.get("REARM_DRILL", "") not in ("", "0"):
+
+        def test_clock() -> Stamp:
+            try:
+                with open(offset_file) as f:
+                    offset = float(f.read().strip() or 0)
+            except (OSError, ValueError):
+                offset = 0.0
+            return Stamp(time.time() + offset, boot_id, time.clock_gettime(time.CLOCK_BOOTTIME))
+
+        return test_clock
+
+    def clock() -> Stamp:
+        return Stamp(time.time(), boot_id, time.clock_gettime(time.CLOCK_BOOTTIME))
+
+    return clock
 
 
 def test_hour_seconds() -> float:
@@ -900,5 +1083,22 @@ def test_hour_seconds() -> float:
     return float(policy.SECONDS_PER_HOUR)
 
 
+# The armload lines of one start script all send the same environment. Watches with equal
+# environments share one (never mutated) dict: at 1,000 watches that is megabytes of memory.
+# Bounded, so that callers with ever-changing environments cannot make it grow.
+_ENV_SHARED_MAX = 256
+_shared_envs: dict[frozenset[tuple[str, str]], dict[str, str]] = {}
+
+
 def _clean_env(env: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in env.items() if k not in DROP_ENV and not k.startswith("REARM_SPAWN")}
+    """The caller's environment as a watch keeps it: without rearm's own variables, and
+    shared with the other watches that have the same one. The result must not be changed."""
+    clean = {k: v for k, v in env.items() if k not in DROP_ENV and not k.startswith("REARM_SPAWN")}
+    key = frozenset(clean.items())
+    shared = _shared_envs.get(key)
+    if shared is not None:
+        return shared
+    if len(_shared_envs) >= _ENV_SHARED_MAX:
+        _shared_envs.clear()
+    _shared_envs[key] = clean
+    return clean

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from typing import TYPE_CHECKING, Any
 
 from rearm.api.server import ApiError
@@ -105,7 +104,7 @@ class UnitDriver:
             if first:
                 return str(e)
             if not rt.forgotten and rt.watch.state is S.STARTING:
-                self.sup._apply(rt, rt.watch.start_failed(time.time(), f"cannot start: {e}"))
+                self.sup._apply(rt, rt.watch.start_failed(self.sup.clock(), f"cannot start: {e}"))
             return None
         if rt.forgotten or rt.watch.state is not S.STARTING:
             return None
@@ -124,7 +123,7 @@ class UnitDriver:
             watch = await (await self.units()).watch(state.name, lambda s: self._changed(rt, s))
         except SystemdError as e:
             if w.state is S.STARTING:
-                self.sup._apply(rt, w.start_failed(time.time(), f"cannot follow: {e}"))
+                self.sup._apply(rt, w.start_failed(self.sup.clock(), f"cannot follow: {e}"))
             return
         rt.unit_unwatch = watch.cancel
         state = watch.state or state
@@ -138,9 +137,9 @@ class UnitDriver:
             else:
                 detail = f"{state.name} has no main process (a Type=oneshot unit cannot be watched)"
             if w.state is S.STARTING:
-                self.sup._apply(rt, w.start_failed(time.time(), f"ended at once: {detail}"))
+                self.sup._apply(rt, w.start_failed(self.sup.clock(), f"ended at once: {detail}"))
             elif w.state is S.RUNNING:
-                self.sup._apply(rt, w.exited(time.time(), detail, False, seen=False))
+                self.sup._apply(rt, w.exited(self.sup.clock(), detail, False, seen=False))
             return
         rt.own_group = False  # systemd owns the unit's processes and their cgroup
         rt.pid_start = None
@@ -177,7 +176,7 @@ class UnitDriver:
             detail, clean = exit_detail(state)
             rt.main_exited.set()
             # seen=False: the unit's cgroup is systemd's to clean, not ours to signal.
-            self.sup._apply(rt, w.exited(time.time(), detail, clean, seen=False))
+            self.sup._apply(rt, w.exited(self.sup.clock(), detail, clean, seen=False))
 
     # --- stopping -----------------------------------------------------------------------------
     async def stop(self, rt: Runtime, timeout: int) -> str:
@@ -211,7 +210,7 @@ class UnitDriver:
                 watch=w.watch_id,
             )
             return
-        now = time.time()
+        now = self.sup.clock()
         alive = state is not None and self.running(state) and state.main_pid is not None
         if w.state is S.STOPPING:
             await self.stop(rt, 40)
