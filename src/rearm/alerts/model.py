@@ -57,6 +57,7 @@ KNOWN_KINDS = frozenset(
         "watch_lost",
         "stop_command_failed",
         "watch_log_unwritable",
+        "group_log_unwritable",
         "group_start",
         "group_online",
         "group_stop",

@@ -126,6 +126,9 @@ def _kill(home: Home, req: KillRequest) -> int:
     message = str(result.get("message", "")) if isinstance(result, dict) else ""
     if "SIGKILL" in message:
         print(message)  # the target had to be killed: say so, as SPEC §5 asks
+    warning = result.get("warning") if isinstance(result, dict) else None
+    if warning:  # e.g. done, but var/ takes no writes: a daemon crash now would undo it
+        print(f"armkill: warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -215,8 +216,7 @@ class Groups:
         }
         if self.home.root is None:
             del env["REARM_HOME"]
-        os.makedirs(self.home.group_logs, exist_ok=True)
-        log_path = os.path.join(self.home.group_logs, f"{name}.log")
+        log_path = self._open_log(name)
         with open(log_path, "ab") as log_file:
             log_file.write(f"--- {which}.sh {event}\n".encode())
             log_file.flush()
@@ -243,6 +243,26 @@ class Groups:
         if code != 0:
             return f"{which}.sh exited with status {code} (its output is in {log_path})"
         return None
+
+    def _open_log(self, name: str) -> str:
+        """The group's script log in var/, or /dev/null when var/ takes no writes (full,
+        read-only): a script that brings services back must not fail for want of a log."""
+        path = os.path.join(self.home.group_logs, f"{name}.log")
+        try:
+            os.makedirs(self.home.group_logs, exist_ok=True)
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640))
+        except OSError as e:
+            if e.errno not in (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EIO):
+                raise
+            self.bus.emit(
+                "group_log_unwritable",
+                f"group {name}: cannot write its log {path} ({e.strerror}): the script's output"
+                " goes to /dev/null",
+                severity="warning",
+                group=name,
+            )
+            return os.devnull
+        return path
 
     # ------------------------------------------------------------------------------------------
     def recover(self) -> list[str]:
