@@ -238,3 +238,17 @@ def test_another_users_process_is_claimed_only_as_that_user() -> None:
     assert not process.may_claim(nobody.pw_uid, {"REARM_REQUEST": "not json"})
     assert not process.may_claim(nobody.pw_uid, {"REARM_REQUEST": "[1, 2]"})
     assert not process.may_claim(nobody.pw_uid, {})
+
+
+def test_a_service_process_is_claimed_as_its_definitions_user() -> None:
+    nobody = pwd.getpwnam("nobody")
+    service = {"REARM_REQUEST": json.dumps({"watch_id": "W", "service": "web"})}
+    users = {"web": "nobody", "db": None}
+    assert process.may_claim(nobody.pw_uid, service, users.get)
+    # A definition without user= runs as root: never taken from another user's process.
+    db = {"REARM_REQUEST": json.dumps({"watch_id": "W", "service": "db"})}
+    assert not process.may_claim(nobody.pw_uid, db, users.get)
+    # Without a way to read definitions, or for one that does not exist: refused.
+    assert not process.may_claim(nobody.pw_uid, service)
+    missing = {"REARM_REQUEST": json.dumps({"watch_id": "W", "service": "gone"})}
+    assert not process.may_claim(nobody.pw_uid, missing, users.get)

@@ -13,7 +13,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rearm.limits import Limit, prlimit_options
@@ -287,17 +287,24 @@ def real_uid(pid: int) -> int | None:
     return None
 
 
-def may_claim(uid: int, env: dict[str, str]) -> bool:
+def may_claim(
+    uid: int, env: dict[str, str], service_user: Callable[[str], str | None] | None = None
+) -> bool:
     """Whether a process of real uid `uid` with environment `env` may be taken for a target
     rearm started. Anyone can give a process any environment: one of another user is taken
-    only when its request says it was started as that very user (armload /U), so whatever its
-    request says is run again, at a restart, as that user and not as root."""
+    only when it would be run again, at a restart, as that very user and not as root: its
+    request says so (armload /U), or its request is `/S NAME` and `service_user(NAME)`, the
+    `user =` of that service's definition, is that user."""
     if uid in (0, os.geteuid()):
         return True
     try:
-        user = json.loads(env.get(REQUEST_VAR, "")).get("user")
+        request = json.loads(env.get(REQUEST_VAR, ""))
+        user = request.get("user")
+        service = request.get("service")
     except (ValueError, AttributeError):
         return False
+    if user is None and isinstance(service, str) and service_user is not None:
+        user = service_user(service)
     if not isinstance(user, str):
         return False
     if user.isdigit():
@@ -310,7 +317,9 @@ def may_claim(uid: int, env: dict[str, str]) -> bool:
         return False
 
 
-def processes_with_env(name: str, value: str) -> list[tuple[Proc, dict[str, str]]]:
+def processes_with_env(
+    name: str, value: str, service_user: Callable[[str], str | None] | None = None
+) -> list[tuple[Proc, dict[str, str]]]:
     """Live processes whose environment has name=value, with their whole environment.
 
     Only those that may_claim allows: the daemon rebuilds watches from what these say.
@@ -330,7 +339,7 @@ def processes_with_env(name: str, value: str) -> list[tuple[Proc, dict[str, str]
             if sep:
                 env[k.decode(errors="replace")] = v.decode(errors="replace")
         uid = real_uid(pid)
-        if uid is None or not may_claim(uid, env):
+        if uid is None or not may_claim(uid, env, service_user):
             continue
         found.append((Proc(pid, start), env))
     return found

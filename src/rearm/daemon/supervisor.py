@@ -901,6 +901,14 @@ class Supervisor:
 
     # ------------------------------------------------------------------------------------------
     # after losing the state database
+    def _service_user(self, name: str) -> str | None:
+        """The `user =` of service NAME's definition (None: none, or no usable definition)."""
+        try:
+            service = load_service(self.home, name)
+        except ConfigError:
+            return None
+        return service.user if service is not None else None
+
     def rebuild_from_processes(self) -> dict[str, str | None]:
         """Watch again every live target this home started, found by its environment.
 
@@ -909,7 +917,7 @@ class Supervisor:
         daemon itself, after forking) made leader -- is taken. Returns watch ID -> group.
         """
         leaders: dict[str, tuple[Proc, dict[str, str]]] = {}
-        for proc, env in process.processes_with_env(STATE_VAR, self.home.var):
+        for proc, env in process.processes_with_env(STATE_VAR, self.home.var, self._service_user):
             try:
                 if os.getsid(proc.pid) != proc.pid:
                     continue
