@@ -104,7 +104,10 @@ def test_render_without_watches_sinks_or_events() -> None:
 
 @pytest.mark.asyncio
 async def test_the_app_serves_metrics() -> None:
-    async with TestClient(TestServer(metrics_app(lambda: STATUS, None, _events()))) as client:
+    # The daemon started 100 s before this scrape (not before the module was imported: a long
+    # test session would otherwise age it).
+    status = {**STATUS, "daemon": {**STATUS["daemon"], "since": time.time() - 100}}
+    async with TestClient(TestServer(metrics_app(lambda: status, None, _events()))) as client:
         response = await client.get("/metrics")
         assert response.status == 200
         assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")

@@ -102,10 +102,11 @@ def spawn(
     program = argv[0]
     if not os.path.isabs(program):
         raise SpawnError(errno.EINVAL, f"'{program}' is not an absolute path")
-    if not os.path.exists(program):
-        raise SpawnError(errno.ENOENT, f"{program}: no such file")
-    if not os.access(program, os.X_OK) or os.path.isdir(program):
-        raise SpawnError(errno.EACCES, f"{program}: not an executable file")
+    wrapped = cwd is not None or user is not None or group is not None or bool(limits)
+    if wrapped:
+        # A wrapper would start, then fail to exec the program: a fault later instead of a
+        # clear refusal now. Unwrapped, posix_spawn itself fails and _why_not explains it.
+        _check_program(program)
     # posix_spawn (vfork + exec) is the fastest way to start a process from Python, but cannot
     # change directory or identity; small exec wrappers do that without a shell in between.
     full = list(argv)
@@ -129,26 +130,34 @@ def spawn(
                 errno.ENOENT, f"{PRLIMIT} is missing (apt-get install util-linux): needed by limits"
             )
         full = [PRLIMIT, *prlimit_options(limits), "--", *full]
-    os.makedirs(os.path.dirname(log_path), exist_ok=True)
     actions = [
         (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
         (os.POSIX_SPAWN_OPEN, 1, log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640),
         (os.POSIX_SPAWN_DUP2, 1, 2),
     ]
     before = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
-    try:
-        # Python ignores SIGPIPE and SIGXFSZ for itself; ignored signals survive exec, so
-        # they are set back to their defaults for the service.
-        pid = os.posix_spawn(
-            full[0],
-            full,
-            env,
-            file_actions=actions,
-            setsid=True,
-            setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
-        )
-    except OSError as e:
-        raise SpawnError(e.errno or 0, f"{program}: {e.strerror}") from None
+    for attempt in (1, 2):
+        try:
+            # Python ignores SIGPIPE and SIGXFSZ for itself; ignored signals survive exec, so
+            # they are set back to their defaults for the service.
+            pid = os.posix_spawn(
+                full[0],
+                full,
+                env,
+                file_actions=actions,
+                setsid=True,
+                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+            )
+            break
+        except OSError as e:
+            # The log's folder is made here, on the rare spawn that needs it, rather than
+            # looked for before every restart (the restart path is the hot path).
+            log_folder = os.path.dirname(log_path)
+            if attempt == 1 and e.errno == errno.ENOENT and not os.path.isdir(log_folder):
+                os.makedirs(log_folder, exist_ok=True)
+                continue
+            _check_program(program)
+            raise SpawnError(e.errno or 0, f"{program}: {e.strerror}") from None
     start = start_tick_between(before, time.clock_gettime_ns(time.CLOCK_BOOTTIME))
     if start is None:
         start = start_time(pid)
@@ -157,6 +166,14 @@ def spawn(
         # path as usual. Record a start time that no live process can match.
         start = -1
     return Proc(pid, start)
+
+
+def _check_program(program: str) -> None:
+    """Raise SpawnError saying why `program` cannot be run, when a look at it can tell."""
+    if not os.path.exists(program):
+        raise SpawnError(errno.ENOENT, f"{program}: no such file")
+    if not os.access(program, os.X_OK) or os.path.isdir(program):
+        raise SpawnError(errno.EACCES, f"{program}: not an executable file")
 
 
 def _primary_group(user: str) -> str:

@@ -8,9 +8,10 @@ can never hold up recovery.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from rearm.store import EventRow, Store
@@ -45,6 +46,7 @@ class EventBus:
         self._subscribers: set[Subscription] = set()
         # Called with every event, synchronously: alerts and metrics. Must not block or raise.
         self.listeners: list[Callable[[EventRow], None]] = []
+        self._held: list[EventRow] | None = None
 
     def emit(
         self,
@@ -58,12 +60,35 @@ class EventBus:
     ) -> EventRow:
         """Record an event. Inside a store transaction it commits (or not) with that transaction."""
         event = self.store.add_event(time.time(), kind, severity, group, watch, message, data)
-        log.log(LEVELS.get(severity, logging.INFO), "%s: %s", kind, message)
+        if self._held is not None:
+            self._held.append(event)
+        else:
+            self._publish(event)
+        return event
+
+    def _publish(self, event: EventRow) -> None:
+        log.log(LEVELS.get(event.severity, logging.INFO), "%s: %s", event.kind, event.message)
         for sub in self._subscribers:
             sub.offer(event)
         for listener in self.listeners:
             listener(event)
-        return event
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Events emitted in the block are stored at once, as always, but logged and handed to
+        subscribers and listeners when it ends, in order. The restart path holds them: writing
+        the log lines and queueing alerts takes a good part of a restart, and can wait until
+        the target has been started again."""
+        if self._held is not None:  # already held by an outer block, which publishes them
+            yield
+            return
+        self._held = []
+        try:
+            yield
+        finally:
+            events, self._held = self._held, None
+            for event in events:
+                self._publish(event)
 
     def subscribe(self) -> Subscription:
         sub = Subscription()

@@ -101,6 +101,8 @@ class Runtime:
     created: float = field(default_factory=time.time)
     stored_request: str = ""  # the request and env as stored, JSON
     stored_for: LoadRequest | None = None  # the request that stored_request was made from
+    request_json: str = ""  # the request as the target's REARM_REQUEST carries it
+    request_json_for: LoadRequest | None = None
     unit: str | None = None  # the systemd unit, when systemd runs the target (units.py)
     unit_unwatch: Callable[[], None] | None = None
 
@@ -318,7 +320,10 @@ class Supervisor:
             env["REARM_GROUP"] = rt.watch.group
         # What a lost state database can be rebuilt from: this home and the armload request.
         env[STATE_VAR] = self.home.var
-        env[REQUEST_VAR] = json.dumps(request_to_dict(req), separators=(",", ":"))
+        if rt.request_json_for is not req:  # made once per armload, not at every restart
+            rt.request_json = json.dumps(request_to_dict(req), separators=(",", ":"))
+            rt.request_json_for = req
+        env[REQUEST_VAR] = rt.request_json
         return argv, env, service
 
     def _spawn(self, rt: Runtime, first: bool = False, prepared: bool = False) -> str | None:
@@ -613,16 +618,17 @@ class Supervisor:
     def _apply_many(self, batch: list[tuple[Runtime, list[Effect]]]) -> None:
         """`_apply` for many watches: one transaction for all their records, then their acts.
         What those acts start is committed by one more transaction, and so on until done."""
-        while batch:
-            decided = [(rt, self._decide_now(rt, effects)) for rt, effects in batch]
-            with self.store.transaction():
-                pending = [self._record(rt, effects) for rt, effects in decided]
-            self._gathered = []
-            try:
-                for (rt, effects), actions in zip(decided, pending, strict=True):
-                    self._act(rt, effects, actions)
-            finally:
-                batch, self._gathered = self._gathered, None
+        with self.bus.held():  # log lines and alerts after the restarts, not before them
+            while batch:
+                decided = [(rt, self._decide_now(rt, effects)) for rt, effects in batch]
+                with self.store.transaction():
+                    pending = [self._record(rt, effects) for rt, effects in decided]
+                self._gathered = []
+                try:
+                    for (rt, effects), actions in zip(decided, pending, strict=True):
+                        self._act(rt, effects, actions)
+                finally:
+                    batch, self._gathered = self._gathered, None
 
     def _decide_now(self, rt: Runtime, effects: list[Effect]) -> list[Effect]:
         w = rt.watch
