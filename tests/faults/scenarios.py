@@ -99,6 +99,13 @@ def kill_daemon_when(cluster: Cluster, what: str, check: Any, timeout: float = 6
     cluster.kill_daemon(signal.SIGKILL)
 
 
+def kill_daemon_after_faults(cluster: Cluster, faults: int, what: str) -> None:
+    """SIGKILL the daemon once `faults` faults in all are recorded in its database."""
+    kill_daemon_when(
+        cluster, what, lambda: db_count(cluster, "SELECT count(*) FROM faults") >= faults
+    )
+
+
 def settled(cluster: Cluster, prefix: str) -> dict[str, dict[str, Any]] | None:
     """The watches once nothing is in flight: no start, restart or stop pending."""
     watches = {k: w for k, w in cluster.watches().items() if k.startswith(prefix)}
@@ -306,11 +313,7 @@ def restart_wait_crash(
         fig.process_kills += burst(cluster, watches)
         k = rng.randint(0, n)
         # After k faults are recorded, a random part of the /INT wait (1 s) passes as well.
-        kill_daemon_when(
-            cluster,
-            f"{k} faults of round {r}",
-            lambda k=k, r=r: db_count(cluster, "SELECT count(*) FROM faults") >= (r - 1) * n + k,
-        )
+        kill_daemon_after_faults(cluster, (r - 1) * n + k, f"{k} faults of round {r}")
         fig.daemon_kills += 1
         cluster.start_daemon()
         watches = wait_settled(cluster, prefix)
@@ -339,11 +342,7 @@ def burst_crash(
     for r in range(1, rounds + 1):
         fig.process_kills += burst(cluster, watches)
         k = rng.randint(0, n)
-        kill_daemon_when(
-            cluster,
-            f"{k} faults of round {r}",
-            lambda k=k, r=r: db_count(cluster, "SELECT count(*) FROM faults") >= (r - 1) * n + k,
-        )
+        kill_daemon_after_faults(cluster, (r - 1) * n + k, f"{k} faults of round {r}")
         fig.daemon_kills += 1
         fig.notes.append(f"round {r} killed at >= {k} faults")
         cluster.start_daemon()
