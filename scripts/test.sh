@@ -19,10 +19,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
 # Debian packages: receivers and tools for the alert tests, systemd for the unit tests, and the
-# real servers (PostgreSQL, Redis, nginx, MariaDB, Postfix, Dovecot) for tests/services.
+# real servers (PostgreSQL, Redis, nginx, MariaDB, Postfix, Dovecot) for tests/services, and
+# corosync and Pacemaker for tests/cluster.
 bash scripts/test-deps.sh
 bash scripts/test-deps-services.sh
 bash scripts/test-deps-web.sh
+bash scripts/test-deps-cluster.sh
 
 echo "== ruff"; .venv/bin/ruff check src tests bench
 echo "== mypy"; .venv/bin/mypy

@@ -191,6 +191,7 @@ def cluster_from_table(t: Table) -> Cluster:
         manager_port=t.int_("manager_port", 8470, 1, 65535),
         watchdog_device=t.str_("watchdog_device"),
         read_access=t.str_("read_access", "admin") or "admin",
+        pacemaker=t.bool_("pacemaker", False),
     )
     if cluster.read_access not in ("admin", "everyone"):
         raise t.error(
@@ -237,6 +238,7 @@ SETTABLE: dict[str, Any] = {
     "manager_port": _as_int,
     "watchdog_device": str,
     "read_access": str.lower,
+    "pacemaker": _as_bool,
 }
 # What a running daemon cannot take over without a restart.
 NEEDS_RESTART = frozenset({"admin_group", "read_access", "ip", "manager_port"})

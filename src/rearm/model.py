@@ -167,6 +167,9 @@ class Cluster:
     manager_port: int = 8470
     read_access: str = "admin"  # "admin": only admins reach the socket; "everyone": all read
     watchdog_device: str | None = None  # e.g. /dev/watchdog (softdog); None: keeper only
+    # Pacemaker decides where groups run (docs/pacemaker.md): no auto_start at boot, and a
+    # group-level final action reports the group failed instead (daemon/actions.py).
+    pacemaker: bool = False
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,12 @@ Drill mode records reboot, shutdown and panic as `final_action` events with "dri
 executes nothing. It is on unless cluster.toml says `drill = false` AND the daemon's environment
 does not say REARM_DRILL=1: a real reboot needs an explicit, deliberate setting.
 
+Under Pacemaker (`pacemaker = true` in cluster.toml) the group-level actions, `stopgroup` and
+`none` (and the `stopgroup` of the loop guard), become "report the group failed": the group goes
+to state error and is left as it is, Pacemaker's monitor (ocf:rearm:group) sees the failure and
+moves the group to another node, stopping it here first. reboot, shutdown and panic stay what
+they are: they end the whole node, which Pacemaker sees as the node's loss (docs/pacemaker.md).
+
 Only `MachineControl` touches the machine; its methods are reviewed here and never run by tests,
 demos or benchmarks (they all run in drill mode, and the fixtures set REARM_DRILL=1 as well).
 """
@@ -59,12 +65,22 @@ class MachineControl:
         subprocess.run(fallback, check=False)
 
 
+def reports_failure(cluster: Cluster, action: FinalAction, group: str | None) -> bool:
+    """Whether `action` becomes "report the group failed" (under Pacemaker, see above)."""
+    return (
+        cluster.pacemaker
+        and group is not None
+        and action in (FinalAction.STOPGROUP, FinalAction.NONE)
+    )
+
+
 @dataclass(frozen=True)
 class Outcome:
     requested: FinalAction
     action: FinalAction
     drill: bool
     guarded: bool
+    reported: bool = False  # to Pacemaker, as the group's failure
 
 
 @dataclass(frozen=True)
@@ -79,6 +95,7 @@ class Pending:
 
 
 StopGroup = Callable[[str | None, str], Awaitable[None]]
+FailGroup = Callable[[str, str], None]
 
 
 class FinalActions:
@@ -96,6 +113,8 @@ class FinalActions:
         self.stop_group = stop_group
         self.machine = machine or MachineControl()
         self.send_alert: Callable[[EventRow], Awaitable[object]] | None = None
+        # Marks a group failed (state error) for Pacemaker to see; main.py wires Groups.fail.
+        self.fail_group: FailGroup | None = None
         # Now on both clocks (main.py wires the supervisor's): the loop guard's window must
         # hold across a reboot and a wall-clock step (policy.ages).
         self.clock: Callable[[], policy.Time] = time.time
@@ -149,11 +168,13 @@ class FinalActions:
                 },
             )
         machine = action.takes_machine_down
+        reported = reports_failure(cluster, action, group)
         event = self.bus.emit(
             "final_action",
             f"final action {action.value}"
             + (" (drill: recorded, not executed)" if drill and machine else "")
-            + (f" for {watch}" if watch else ""),
+            + (f" for {watch}" if watch else "")
+            + (f": group {group} reported failed to Pacemaker" if reported else ""),
             severity="critical",
             group=group,
             watch=watch,
@@ -162,16 +183,20 @@ class FinalActions:
                 "requested": requested.value,
                 "drill": drill,
                 "guarded": guarded,
+                **({"pacemaker": True} if reported else {}),
             },
         )
-        return Pending(action_id, Outcome(requested, action, drill, guarded), watch, group, event)
+        outcome = Outcome(requested, action, drill, guarded, reported)
+        return Pending(action_id, outcome, watch, group, event)
 
     async def complete(self, pending: Pending) -> None:
         """Alert (a bounded wait), then act: after the record is committed."""
         if self.send_alert is not None:
             await self.send_alert(pending.event)
         o = pending.outcome
-        await self._carry_out(pending.action_id, o.action, pending.watch, pending.group, o.drill)
+        await self._carry_out(
+            pending.action_id, o.action, pending.watch, pending.group, o.drill, o.reported
+        )
 
     async def fire(self, cluster: Cluster, watch: str | None, group: str | None) -> Outcome:
         """Record (committed before anything irreversible happens), then act."""
@@ -187,8 +212,11 @@ class FinalActions:
         watch: str | None,
         group: str | None,
         drill: bool,
+        reported: bool = False,
     ) -> None:
-        if action is FinalAction.STOPGROUP:
+        if reported and group is not None and self.fail_group is not None:
+            self.fail_group(group, f"final action {action.value} for {watch}")
+        elif action is FinalAction.STOPGROUP:
             await self.stop_group(group, f"final action for {watch}")
         elif action.takes_machine_down and not drill:
             self.store.sync_hard()
@@ -197,11 +225,12 @@ class FinalActions:
         with self.store.transaction():
             self.store.mark_final_action_done(action_id)
 
-    async def resume(self) -> None:
+    async def resume(self, cluster: Cluster | None = None) -> None:
         """After a daemon crash: finish the final actions that were recorded but not done.
 
         One from an earlier boot was done (the machine went down); one from this boot was cut
-        short by the crash and is carried out now -- recorded once, never fired twice.
+        short by the crash and is carried out now -- recorded once, never fired twice (under
+        Pacemaker, by the configuration of now: see reports_failure).
         """
         for action_id, action, watch, group, drill, boot in self.store.pending_final_actions():
             if boot != self.boot_id:
@@ -215,4 +244,6 @@ class FinalActions:
                 group=group,
                 watch=watch,
             )
-            await self._carry_out(action_id, FinalAction(action), watch, group, drill)
+            final = FinalAction(action)
+            reported = cluster is not None and reports_failure(cluster, final, group)
+            await self._carry_out(action_id, final, watch, group, drill, reported)

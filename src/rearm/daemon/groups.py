@@ -185,6 +185,21 @@ class Groups:
             self._set(name, G.OFFLINE, problem, "group_offline", f"group {name} is offline")
         return {"group": name, "state": G.OFFLINE.value}
 
+    def fail(self, name: str, reason: str) -> None:
+        """Under Pacemaker, a group's final action: mark it failed (state error) and leave it as
+        it is. The resource agent's monitor reports the failure; Pacemaker stops the group here
+        (group_stop, which the error state allows) and starts it on another node."""
+        if self.state(name) in (G.OFFLINE, G.STOPPING):
+            return  # already on its way out
+        self._set(
+            name,
+            G.ERROR,
+            reason,
+            "group_failed",
+            f"group {name} failed ({reason}): reported to Pacemaker",
+            "error",
+        )
+
     async def run_recover(self, name: str, watch_id: str) -> str | None:
         """/SCR: the start script again, with REARM_EVENT=RECOVER and REARM_WATCH."""
         try:
@@ -286,7 +301,13 @@ class Groups:
             except ConfigError as e:
                 self.bus.emit("config_error", str(e), severity="error", group=name)
                 continue
-            if auto and cluster.return_mode is ReturnMode.AUTO:
+            if auto and cluster.pacemaker:
+                self.bus.emit(
+                    "group_waiting",
+                    f"group {name} waits for Pacemaker to start it (pacemaker = true)",
+                    group=name,
+                )
+            elif auto and cluster.return_mode is ReturnMode.AUTO:
                 to_start.append(name)
             elif auto:
                 self.bus.emit(

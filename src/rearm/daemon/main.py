@@ -85,6 +85,7 @@ class Daemon:
         self.event_counts = EventCounts()
         self.bus.listeners += [self.alerts.offer, self.event_counts.offer]
         self.actions.send_alert = self.alerts.flush
+        self.actions.fail_group = self.groups.fail
         self._metrics: web.AppRunner | None = None
         self.manager_url: str | None = None  # set once the Manager is served
         Control(self).register()
@@ -129,7 +130,7 @@ class Daemon:
             f.write(f"{self.pid}\n")
         notify("READY=1\nSTATUS=watching")
         log.info("control socket %s", self.home.socket)
-        self._background(self.actions.resume())
+        self._background(self.actions.resume(self.cluster))
         for name in to_start:
             self._background(self._auto_start(name))
         await self._exit.wait()
@@ -277,6 +278,7 @@ class Daemon:
                 "drill": is_drill(c),
                 "manager_url": self.manager_url,
                 "return_mode": c.return_mode.value,
+                "pacemaker": c.pacemaker,
             },
             "daemon": {"pid": self.pid, "version": self.version, "since": self.started},
             # {"writable": true}, or why var/ takes no writes, since when, what waits.
