@@ -439,7 +439,7 @@ def load_group(home: Home, name: str, *, trust: bool = True) -> GroupConfig:
         description=t.str_("description", "", empty_ok=True) or "",
         watches=watches,
     )
-    t.finish()
+    t.finish(frozenset({"pacemaker"}))  # read by `rearm export pacemaker` (rearm.pacemaker)
     return group
 
 

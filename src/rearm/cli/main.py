@@ -18,7 +18,14 @@ import time
 from typing import Any
 
 from rearm.api.client import ApiFailure, DaemonNotRunning, call, stream
-from rearm.cli import alert_cmd, license_cmd, lifecycle_cmd, passwd_cmd, template_cmd
+from rearm.cli import (
+    alert_cmd,
+    license_cmd,
+    lifecycle_cmd,
+    pacemaker_cmd,
+    passwd_cmd,
+    template_cmd,
+)
 from rearm.paths import Home
 from rearm.validate import ConfigError
 
@@ -493,6 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     alert_cmd.register(sub)
     template_cmd.register(sub)
     passwd_cmd.register(sub)
+    pacemaker_cmd.register(sub)
     return parser
 
 
