@@ -71,9 +71,17 @@ def _home(args: argparse.Namespace) -> Home:
 
 
 # --- rearm ocf -----------------------------------------------------------------------------
+def agent_python() -> str:
+    """The interpreter named on the agent's #! line: the system's python3 (which any user may
+    run: ocf-tester checks the meta-data as nobody), else the one rearm runs on, without its
+    virtualenv (-I -S: the agent needs only the standard library)."""
+    if os.access("/usr/bin/python3", os.X_OK):
+        return "/usr/bin/python3"
+    return os.path.realpath(sys.executable)
+
+
 def agent_text(python: str) -> str:
-    """The shipped agent, run by `python` (the interpreter rearm runs on, without its venv:
-    -I -S and the standard library only)."""
+    """The shipped agent, run by `python`."""
     text = files("rearm").joinpath("ocf", "group").read_text(encoding="utf-8")
     if not text.startswith(SHIPPED_SHEBANG):
         raise ConfigError("the packaged resource agent rearm/ocf/group is damaged")
@@ -90,7 +98,7 @@ def cmd_ocf_install(args: argparse.Namespace) -> int:
     from rearm.config import write_atomic
 
     path = agent_path(args.prefix)
-    text = agent_text(os.path.realpath(sys.executable))
+    text = agent_text(agent_python())
     folder = os.path.dirname(path)
     os.makedirs(folder, mode=0o755, exist_ok=True)
     os.chmod(folder, 0o755)  # Pacemaker's executor and `ocf-tester` (as nobody) read it
