@@ -58,3 +58,20 @@ def pcmk_cluster(tmp_path: Path) -> Iterator[Cluster]:
         yield c
     finally:
         c.cleanup()
+
+
+FAILOVERS: list[tuple[str, float]] = []
+
+
+def record_failover(what: str, seconds: float) -> None:
+    """A measured recovery: from the kill to the first answer the client got again."""
+    FAILOVERS.append((what, seconds))
+    print(f"failover {what}: {seconds:.2f} s")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not FAILOVERS:
+        return
+    terminalreporter.section("two-node cluster: kill -> the client's first answer again")
+    for what, seconds in FAILOVERS:
+        terminalreporter.write_line(f"{what:<40} {seconds:6.2f} s")

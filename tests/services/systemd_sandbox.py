@@ -117,12 +117,12 @@ mount -t tmpfs -o mode=1777,nosuid,nodev rearm-sandbox-shm "$R/dev/shm"
 ln -s pts/ptmx "$R/dev/ptmx"; ln -s /proc/self/fd "$R/dev/fd"
 ln -s /proc/self/fd/0 "$R/dev/stdin"; ln -s /proc/self/fd/1 "$R/dev/stdout"
 ln -s /proc/self/fd/2 "$R/dev/stderr"
-# Host directories shared at the same path (the test's files, the virtualenv, the project).
-while IFS= read -r spec; do
-    [ -n "$spec" ] || continue
-    mode=${spec%%:*}; p=${spec#*:}
-    mkdir -p "$R$p"; mount --rbind "$p" "$R$p"
-    if [ "$mode" = ro ]; then mount -o remount,bind,ro "$R$p"; fi
+# Host directories shared at the same path (the test's files, the virtualenv, the project), or
+# at a path of their own inside ("MODE<tab>HOST<tab>INSIDE").
+while IFS=$'\t' read -r mode p inside; do
+    [ -n "$mode" ] || continue
+    mkdir -p "$R$inside"; mount --rbind "$p" "$R$inside"
+    if [ "$mode" = ro ]; then mount -o remount,bind,ro "$R$inside"; fi
 done < "$T/binds"
 mkdir -p "$R/.oldroot"
 mkfifo "$T/state/go"
@@ -471,6 +471,14 @@ class SystemdSandbox:
             if e.name.isdigit() and _ns_inode(e.name, "pid") == pidns
         ]
 
+    def kill(self) -> None:
+        """End the sandbox now, as a machine dies: SIGKILL to its PID 1 (by its host PID, checked
+        against its start time), which ends every process of its namespaces at once. The
+        context manager's teardown still checks and cleans up after it."""
+        if _start_time(self.pid) == self._pid_start:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
     def _check_alive(self) -> None:
         if _start_time(self.pid) != self._pid_start:
             raise SandboxError(
@@ -478,28 +486,37 @@ class SystemdSandbox:
             )
 
 
-def _sandbox_binds(binds: Sequence[Path | str]) -> list[str]:
-    """Bind specs "rw:PATH"/"ro:PATH": the given paths read-write, and read-only what running
-    this interpreter and the project needs (wherever it lives, e.g. a checkout under /tmp)."""
-    specs: list[str] = []
+#: A host directory shared with the sandbox: at the same path, or (HOST, PATH_INSIDE).
+Bind = Path | str | tuple[Path | str, str]
+
+
+def _sandbox_binds(binds: Sequence[Bind]) -> list[str]:
+    """Bind specs "MODE<tab>HOST<tab>INSIDE": the given paths read-write, and read-only what
+    running this interpreter and the project needs (wherever it lives, e.g. under /tmp)."""
+    specs: list[tuple[str, str, str]] = []
     seen: set[str] = set()
 
-    def add(mode: str, p: Path | str) -> None:
+    def add(mode: str, p: Path | str, inside: str | None = None) -> None:
         path = os.path.realpath(p)
-        if path in seen or path == "/" or not os.path.isdir(path):
+        target = path if inside is None else os.path.normpath(inside)
+        if target in seen or target == "/" or not os.path.isdir(path):
             return
-        if "\n" in path:
-            raise ValueError(f"unusable path {path!r}")
-        seen.add(path)
-        specs.append(f"{mode}:{path}")
+        if any(c in "\n\t" for c in path + target) or not target.startswith("/"):
+            raise ValueError(f"unusable path {path!r} -> {target!r}")
+        seen.add(target)
+        specs.append((mode, path, target))
 
     for b in binds:
-        add("rw", b)
+        if isinstance(b, tuple):
+            add("rw", b[0], b[1])
+        else:
+            add("rw", b)
     project = Path(__file__).resolve().parents[2]
     for p in (sys.prefix, sys.base_prefix, project):
         add("ro", p)
     # Parents first, so that a directory bound inside another one stays visible.
-    return sorted(specs, key=lambda s: s.split(":", 1)[1].count("/"))
+    specs.sort(key=lambda s: s[2].count("/"))
+    return ["\t".join(s) for s in specs]
 
 
 @contextlib.contextmanager
@@ -507,7 +524,7 @@ def systemd_sandbox(
     units: Mapping[str, str] | None = None,
     *,
     user_namespace: bool = True,
-    binds: Sequence[Path | str] = (),
+    binds: Sequence[Bind] = (),
     boot_timeout: float = 20.0,
     log_level: str = "info",
     keep_dir: bool = False,
@@ -518,7 +535,7 @@ def systemd_sandbox(
     user_namespace: also create an identity-mapped user namespace (default; the sandbox's root
         then has no capability over anything the host owns: sysctls, kernel file systems, ...).
     binds: host directories made visible read-write at the same path inside (e.g. tmp_path;
-        the sandbox's /tmp is otherwise a private tmpfs).
+        the sandbox's /tmp is otherwise a private tmpfs), or (HOST, PATH_INSIDE) pairs.
     keep_dir: keep the temporary directory (console log...) after teardown, for debugging.
     """
     if os.geteuid() != 0:
