@@ -186,6 +186,14 @@ class TwoNodes:
         node.run("ip", "addr", "add", f"{node.address}/24", "dev", "eth0")
         node.run("ip", "link", "set", "eth0", "up")
 
+    def fetch(self, url: str) -> str:
+        """One GET from the switch (a client's view)."""
+        code = (
+            "import sys, urllib.request\n"
+            "print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())"
+        )
+        return self.in_switch(sys.executable, "-c", code, url)
+
     def probe(self, url: str) -> Prober:
         proc = subprocess.Popen(
             ["setpriv", "--pdeathsig", "KILL", "--",

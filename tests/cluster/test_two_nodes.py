@@ -52,11 +52,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def setup_group(port: int) -> Any:
+def setup_group(port: int, manager_port: int) -> Any:
     def setup(node: Node) -> None:
         node.rearm("cluster", "create", "--name", "web-cl", "--ip", f"{ADDRESS}/24",
                    "--server", node.name, "--no-address-check")  # fmt: skip
-        node.rearm("cluster", "set", "pacemaker=true")
+        node.rearm("cluster", "set", "pacemaker=true", f"manager_port={manager_port}")
         node.run(str(BIN / "armem"), "/M", "stopgroup")
         node.rearm("group", "create", GROUP)
         folder = node.home / "etc" / "groups" / GROUP
@@ -156,6 +156,14 @@ def load_export(c: TwoNodes, on: Node) -> None:
     on.run(str(BIN / "rearm"), "export", "pacemaker", "--check")
 
 
+def manager_at_address(c: TwoNodes, manager_port: int) -> str:
+    """The server whose Manager answers on the management address (/metrics says)."""
+    metrics = c.fetch(f"http://{ADDRESS}:{manager_port}/metrics")
+    found = re.search(r'rearm_daemon_info\{[^}]*server="([^"]+)"', metrics)
+    assert found is not None, metrics
+    return found.group(1)
+
+
 def wait_started(c: TwoNodes, on: Node, timeout: float = 60) -> str:
     def check() -> str | None:
         group, address = c.where(on, RESOURCE), c.where(on, "rearm-address")
@@ -165,9 +173,9 @@ def wait_started(c: TwoNodes, on: Node, timeout: float = 60) -> str:
 
 
 def test_two_node_cluster(host: Path) -> None:
-    port = free_port()
+    port, manager_port = free_port(), free_port()
     started = time.monotonic()
-    with two_nodes(host, setup_group(port)) as c:
+    with two_nodes(host, setup_group(port, manager_port)) as c:
         node1 = c.boot(1)
         c.boot(2)
         c.wait_online(node1, ["node1", "node2"])
@@ -210,6 +218,8 @@ def test_two_node_cluster(host: Path) -> None:
         record_failover(f"node death ({first.name} -> {second.name})", moved - killed_at)
         assert wait_started(c, second) == second.name
         assert second.group(GROUP)["state"] == "online"
+        # The Manager moved with the address (its daemon listens with IP_FREEBIND).
+        assert manager_at_address(c, manager_port) == second.name
 
         # 3. It boots again and rejoins; the group stays where it is.
         first = c.boot(first.number)
@@ -241,6 +251,7 @@ def test_two_node_cluster(host: Path) -> None:
         wait_for("the group offline on the node it left",
                  lambda: second.group(GROUP)["state"] == "offline", 30)  # fmt: skip
         assert first.group(GROUP)["state"] == "online"
+        assert manager_at_address(c, manager_port) == first.name
         print(f"whole scenario: {time.monotonic() - started:.1f} s")
 
 

@@ -180,10 +180,14 @@ class Daemon:
             log.error("the Manager is not served, only /metrics: %s", problem)
         runner = web.AppRunner(manager_app(self, settings), access_log=None)
         await runner.setup()
+        address, port = address_only(self.cluster.ip), self.cluster.manager_port
         try:
-            await web.TCPSite(
-                runner, address_only(self.cluster.ip), self.cluster.manager_port
-            ).start()
+            if self.cluster.pacemaker:
+                # The management address is Pacemaker's IPaddr2 resource: it comes and goes with
+                # the groups. Bound with IP_FREEBIND, the Manager answers on the node holding it.
+                await web.SockSite(runner, freebind_socket(address, port)).start()
+            else:
+                await web.TCPSite(runner, address, port).start()
         except OSError as e:
             log.error(
                 "Manager and metrics not served on %s:%s: %s",
@@ -289,6 +293,25 @@ class Daemon:
                 self.supervisor.describe(rt, now) for rt in self.supervisor.watches_of(None)
             ],
         }
+
+
+IP_FREEBIND = 15  # <linux/in.h>; the socket module names it from Python 3.12 on
+
+
+def freebind_socket(address: str, port: int) -> socket.socket:
+    """A listening TCP socket on an address this node may not hold yet (IP_FREEBIND)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
+        sock.bind((address, port))
+        sock.listen(128)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def _already_running(home: Home) -> bool:
