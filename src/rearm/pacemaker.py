@@ -68,9 +68,10 @@ def parse_settings(data: Mapping[str, Any] | None, where: str) -> Settings:
 
 
 def script_watches(text: str) -> list[LoadRequest]:
-    """The armload lines of a start script, as armload would parse them. Lines that a shell
-    would build at run time (variables, continuations) are read as far as they parse; lines
-    that do not parse are skipped: the mapping then rests on the others and the declared ones."""
+    """The armload lines of a start script, as armload would parse them. A variable for the
+    program or its arguments is fine; a line that does not parse (a variable for the watch ID
+    or an option, a continuation) is skipped: the mapping then rests on the other lines and on
+    the declared watches."""
     found = []
     for line in text.splitlines():
         try:

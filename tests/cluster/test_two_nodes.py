@@ -27,6 +27,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -148,11 +149,31 @@ def other(c: TwoNodes, name: str) -> Node:
     return next(n for n in c.nodes.values() if n.name != name)
 
 
+def summary(root: ET.Element) -> dict[str, Any]:
+    """Resources and constraints of a CIB (or of an export), without ids of inner elements."""
+    out: dict[str, Any] = {}
+    for p in root.iter("primitive"):
+        out[p.get("id", "")] = (
+            (p.get("class"), p.get("provider"), p.get("type")),
+            {n.get("name"): n.get("value") for n in p.iterfind("instance_attributes/nvpair")},
+            {n.get("name"): n.get("value") for n in p.iterfind("meta_attributes/nvpair")},
+            {(o.get("name"), o.get("interval")): o.get("timeout") for o in p.iter("op")},
+        )
+    for tag in ("rsc_colocation", "rsc_order"):
+        for e in root.iter(tag):
+            out[e.get("id", "")] = dict(e.attrib)
+    return out
+
+
 def load_export(c: TwoNodes, on: Node) -> None:
+    """The crm form, loaded with crmsh; it must give the cluster exactly the XML form."""
     crm = on.rearm("export", "pacemaker", "--format", "crm")
     (on.home / "export.crm").write_text(crm)
     on.run("crm", "configure", "load", "update", f"{HOME_INSIDE}/export.crm")
-    # The same export, as XML, checked by crm_verify against the live CIB.
+    xml = ET.fromstring(on.rearm("export", "pacemaker"))
+    live = ET.fromstring(on.run("cibadmin", "--query", "--scope", "configuration"))
+    assert summary(live) == summary(xml)
+    # And the XML form checked by crm_verify against the live CIB.
     on.run(str(BIN / "rearm"), "export", "pacemaker", "--check")
 
 

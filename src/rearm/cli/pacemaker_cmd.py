@@ -16,7 +16,6 @@ import os
 import shutil
 import subprocess
 import sys
-from importlib.resources import files
 from typing import TYPE_CHECKING
 
 from rearm.paths import Home
@@ -82,6 +81,8 @@ def agent_python() -> str:
 
 def agent_text(python: str) -> str:
     """The shipped agent, run by `python`."""
+    from importlib.resources import files
+
     text = files("rearm").joinpath("ocf", "group").read_text(encoding="utf-8")
     if not text.startswith(SHIPPED_SHEBANG):
         raise ConfigError("the packaged resource agent rearm/ocf/group is damaged")
