@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -90,21 +92,22 @@ SEED_CIB = """\
 </cib>
 """
 
-# Run in the switch namespace: GET the URL over and over, one line per answer:
-# "<CLOCK_MONOTONIC> <body or -error>". The monotonic clock is the same for every process of
-# the machine, so the test times failovers against its own clock.
+# Run in the switch namespace: GET the URL over and over, one line per request:
+# "<sent> <answered> <body or -error>" in CLOCK_MONOTONIC seconds, which is the same clock for
+# every process of the machine: the test times failovers against its own clock.
 PROBE = r"""
 import sys, time, urllib.request
 url = sys.argv[1]
 while True:
+    sent = time.monotonic()
     try:
         with urllib.request.urlopen(url, timeout=0.5) as r:
             body = r.read().decode().strip()
     except Exception as e:
         body = "-" + type(e).__name__
-        time.sleep(0.05)
-    print(f"{time.monotonic():.3f} {body}", flush=True)
-    time.sleep(0.05)
+        time.sleep(0.02)
+    print(f"{sent:.4f} {time.monotonic():.4f} {body}", flush=True)
+    time.sleep(0.01)
 """
 
 
@@ -145,13 +148,14 @@ class Node:
     def group(self, name: str) -> dict[str, Any]:
         return next(g for g in self.status()["groups"] if g["name"] == name)
 
-    def kill_watch(self, watch_id: str) -> int:
-        """SIGKILL the watch's process (by its pid inside the node); returns that pid."""
+    def kill_watch(self, watch_id: str) -> tuple[int, float]:
+        """SIGKILL the watch's process; returns its pid (inside the node) and the monotonic
+        time right after the kill (sent from here, by its host pid: no delay to guess)."""
         watch = next(w for g in self.status()["groups"] for w in g["watches"]
                      if w["id"] == watch_id)  # fmt: skip
         assert watch["state"] == "running" and watch["pid"], watch
-        self.run("kill", "-KILL", str(watch["pid"]))
-        return int(watch["pid"])
+        os.kill(self.sb.host_pid(watch["pid"]), signal.SIGKILL)
+        return int(watch["pid"]), time.monotonic()
 
     def log(self, path: str) -> str:
         return self.run("cat", path, check=False)
@@ -290,7 +294,7 @@ class Prober:
 
     def __init__(self, proc: subprocess.Popen[str]) -> None:
         self.proc = proc
-        self.lines: list[tuple[float, str]] = []
+        self.lines: list[tuple[float, float, str]] = []
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -298,16 +302,17 @@ class Prober:
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            stamp, _, body = line.strip().partition(" ")
+            sent, answered, body = line.strip().split(" ", 2)
             with self._lock:
-                self.lines.append((float(stamp), body))
+                self.lines.append((float(sent), float(answered), body))
 
     def first_answer(self, body: str, after: float, timeout: float) -> float:
-        """The time of the first answer `body` seen after the monotonic time `after`."""
+        """When the answer `body` came to the first request sent after the monotonic time
+        `after` that got it (a request sent before `after` does not count)."""
 
         def check() -> float | None:
             with self._lock:
-                return next((t for t, b in self.lines if t > after and b == body), None)
+                return next((t for s, t, b in self.lines if s > after and b == body), None)
 
         return float(wait_for(f"the answer {body!r}", check, timeout, 0.05))
 

@@ -211,8 +211,7 @@ def test_two_node_cluster(host: Path) -> None:
 
         # 1. Within /R: rearm restarts the server in place; Pacemaker sees no failure.
         seen = len(c.monitors(first, RESOURCE))
-        killed_at = time.monotonic()
-        old_pid = first.kill_watch("WEB")
+        old_pid, killed_at = first.kill_watch("WEB")
         wait_for(
             "WEB restarted in place",
             lambda: (
@@ -233,8 +232,8 @@ def test_two_node_cluster(host: Path) -> None:
         assert "Failed Resource Actions" not in c.crm_mon(first)
 
         # 2. The node dies: the group moves to the other node, address and all.
-        killed_at = time.monotonic()
         first.sb.kill()
+        killed_at = time.monotonic()
         moved = client.first_answer(second.name, killed_at, 60)
         record_failover(f"node death ({first.name} -> {second.name})", moved - killed_at)
         assert wait_started(c, second) == second.name
@@ -251,7 +250,7 @@ def test_two_node_cluster(host: Path) -> None:
         assert c.where(second, RESOURCE) == second.name
 
         # 4. Beyond /R: rearm reports the group failed; Pacemaker moves it back.
-        old_pid = second.kill_watch("WEB")
+        old_pid, _ = second.kill_watch("WEB")
         wait_for(
             "WEB restarted in place",
             lambda: (
@@ -260,8 +259,7 @@ def test_two_node_cluster(host: Path) -> None:
             ),
             15,
         )
-        killed_at = time.monotonic()
-        second.kill_watch("WEB")
+        _, killed_at = second.kill_watch("WEB")
         moved = client.first_answer(first.name, killed_at, 60)
         record_failover(f"beyond /R ({second.name} -> {first.name})", moved - killed_at)
         assert wait_started(c, first) == first.name
