@@ -81,3 +81,22 @@ deps_install() {
     }
     echo "$tag: installed $* (apt-get output: $log)"
 }
+
+# deps_daemon_pids REGEX: the pids of the processes whose name matches REGEX (sorted for comm).
+deps_daemon_pids() {
+    ps -eo pid=,comm= | awk -v re="$1" '$2 ~ re { print $1 }' | sort
+}
+
+# deps_stop_started TAG BEFORE REGEX: stop, by pid, each process matching REGEX that is not in
+# BEFORE (what deps_daemon_pids printed before the install): a maintainer script started it
+# regardless of policy-rc.d. False when there was any.
+deps_stop_started() {
+    local tag=$1 before=$2 re=$3 started pid
+    started=$(comm -13 <(echo "$before") <(deps_daemon_pids "$re") | sed '/^$/d')
+    [ -n "$started" ] || return 0
+    for pid in $started; do
+        echo "$tag: stopping pid $pid ($(ps -o comm= -p "$pid" || true)), started by the install" >&2
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    return 1
+}

@@ -27,20 +27,8 @@ deps_missing test-deps-cluster "${PACKAGES[@]}"
 deps_can_install test-deps-cluster || exit 0
 deps_update_lists test-deps-cluster
 
-daemon_pids() {
-    ps -eo pid=,comm= | awk -v re="$DAEMONS" '$2 ~ re { print $1 }' | sort -n
-}
-before=$(daemon_pids)
+before=$(deps_daemon_pids "$DAEMONS")
 deps_forbid_services test-deps-cluster
 deps_install test-deps-cluster "${missing[@]}"
-
-after=$(daemon_pids)
-started=$(comm -13 <(echo "$before") <(echo "$after") | sed '/^$/d')
-if [ -n "$started" ]; then
-    for pid in $started; do
-        echo "test-deps-cluster: stopping pid $pid ($(ps -o comm= -p "$pid" || true)), started by the install" >&2
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    exit 1
-fi
+deps_stop_started test-deps-cluster "$before" "$DAEMONS" || exit 1
 echo "test-deps-cluster: no corosync or pacemaker process runs after the install"

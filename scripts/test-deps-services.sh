@@ -33,10 +33,7 @@ for p in "${missing[@]}"; do
 done
 [ ${#wanted[@]} -gt 0 ] || exit 0
 
-daemon_pids() {
-    ps -eo pid=,comm= | awk -v re="$DAEMONS" '$2 ~ re { print $1 }' | sort -n
-}
-before=$(daemon_pids)
+before=$(deps_daemon_pids "$DAEMONS")
 
 deps_forbid_services test-deps-services
 
@@ -46,11 +43,4 @@ echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-se
 deps_install test-deps-services "${wanted[@]}"
 
 # Anything of ours that a maintainer script started regardless: stop it, by pid.
-after=$(daemon_pids)
-started=$(comm -13 <(echo "$before") <(echo "$after") | sed '/^$/d')
-if [ -n "$started" ]; then
-    for pid in $started; do
-        echo "test-deps-services: stopping pid $pid ($(ps -o comm= -p "$pid" || true)), started by the install"
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-fi
+deps_stop_started test-deps-services "$before" "$DAEMONS" || true

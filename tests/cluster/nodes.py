@@ -36,7 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..integration.harness import BIN
+from rearm.pacemaker import EMPTY_CIB
+
+from ..integration.harness import BIN, wait_for
 from ..services.systemd_sandbox import SystemdSandbox, systemd_sandbox
 
 NET = "10.213.7"
@@ -74,23 +76,11 @@ logging {{
 
 # The CIB a fresh node starts with: without it, the controller waits dc-deadtime (20 s) for
 # peers before the first election. Fencing is disabled: see docs/pacemaker.md ("Fencing").
-SEED_CIB = """\
-<cib crm_feature_set="3.16.1" validate-with="pacemaker-3.9" epoch="1" num_updates="0"
-     admin_epoch="0">
-  <configuration>
-    <crm_config>
-      <cluster_property_set id="cib-bootstrap-options">
-        <nvpair id="opt-stonith-enabled" name="stonith-enabled" value="false"/>
-        <nvpair id="opt-dc-deadtime" name="dc-deadtime" value="3s"/>
-      </cluster_property_set>
-    </crm_config>
-    <nodes/>
-    <resources/>
-    <constraints/>
-  </configuration>
-  <status/>
-</cib>
-"""
+SEED_CIB = EMPTY_CIB.replace(
+    '<nvpair id="cib-bootstrap-options-stonith-enabled"',
+    '<nvpair id="cib-bootstrap-options-dc-deadtime" name="dc-deadtime" value="3s"/>\n'
+    '        <nvpair id="cib-bootstrap-options-stonith-enabled"',
+)
 
 # Run in the switch namespace: GET the URL over and over, one line per request:
 # "<sent> <answered> <body or -error>" in CLOCK_MONOTONIC seconds, which is the same clock for
@@ -109,17 +99,6 @@ while True:
     print(f"{sent:.4f} {time.monotonic():.4f} {body}", flush=True)
     time.sleep(0.01)
 """
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 @dataclass
@@ -244,8 +223,11 @@ class TwoNodes:
             stdout=subprocess.DEVNULL,
             stderr=(home / "daemon.log").open("ab"),
         )
-        wait_for(f"the rearm daemon on {name}", lambda: node.run(
-            str(BIN / "rearm"), "status", check=False) != "" or self._died(node), 30)  # fmt: skip
+
+        def answers() -> bool:
+            return node.run(str(BIN / "rearm"), "status", check=False) != "" or self._died(node)
+
+        wait_for(f"the rearm daemon on {name}", answers, 30, 0.1)
         sb.systemctl("start", "--no-block", "corosync.service", "pacemaker.service")
         return node
 
@@ -265,7 +247,7 @@ class TwoNodes:
             online = set(re.findall(r"Node (\S+) \(\d+\): online", out))
             return online == set(names) and re.search(r"Current DC: node\d", out) is not None
 
-        wait_for(f"{names} online as seen from {on.name}", check, timeout)
+        wait_for(f"{names} online as seen from {on.name}", check, timeout, 0.2)
 
     def where(self, on: Node, resource: str) -> str | None:
         """The node a resource is started on, as Pacemaker on `on` sees it."""
@@ -314,7 +296,7 @@ class Prober:
             with self._lock:
                 return next((t for s, t, b in self.lines if s > after and b == body), None)
 
-        return float(wait_for(f"the answer {body!r}", check, timeout, 0.05))
+        return wait_for(f"the answer {body!r}", check, timeout, 0.05)
 
     def stop(self) -> None:
         self.proc.kill()

@@ -34,10 +34,10 @@ from typing import Any
 
 import pytest
 
-from ..integration.harness import BIN
+from ..integration.harness import BIN, wait_for
 from ..services.systemd_sandbox import require_sandbox
 from .conftest import record_failover, tool
-from .nodes import HOME_INSIDE, NET, Node, TwoNodes, two_nodes, wait_for
+from .nodes import HOME_INSIDE, NET, Node, TwoNodes, two_nodes
 
 GROUP = "web"
 RESOURCE = f"rearm-{GROUP}"
@@ -190,7 +190,19 @@ def wait_started(c: TwoNodes, on: Node, timeout: float = 60) -> str:
         group, address = c.where(on, RESOURCE), c.where(on, "rearm-address")
         return group if group is not None and group == address else None
 
-    return str(wait_for(f"{RESOURCE} and its address started", check, timeout))
+    return wait_for(f"{RESOURCE} and its address started", check, timeout, 0.2)
+
+
+def restarted_in_place(node: Node) -> float:
+    """Kill the web server on `node`, wait for rearm to restart it there; when it was killed."""
+    old_pid, killed_at = node.kill_watch("WEB")
+
+    def check() -> bool:
+        w = node.group(GROUP)["watches"][0]
+        return bool(w["state"] == "running" and w["pid"] != old_pid)
+
+    wait_for(f"WEB restarted in place on {node.name}", check, 15, 0.1)
+    return killed_at
 
 
 def test_two_node_cluster(host: Path) -> None:
@@ -211,20 +223,12 @@ def test_two_node_cluster(host: Path) -> None:
 
         # 1. Within /R: rearm restarts the server in place; Pacemaker sees no failure.
         seen = len(c.monitors(first, RESOURCE))
-        old_pid, killed_at = first.kill_watch("WEB")
-        wait_for(
-            "WEB restarted in place",
-            lambda: (
-                (w := first.group(GROUP)["watches"][0])["state"] == "running"
-                and w["pid"] != old_pid
-            ),
-            15,
-        )
+        killed_at = restarted_in_place(first)
         back = client.first_answer(first.name, killed_at, 15)
         record_failover("in place (rearm, within /R)", back - killed_at)
         # Pacemaker has run its monitor at least twice since the kill, and saw nothing wrong.
         wait_for("two monitors", lambda: len(c.monitors(first, RESOURCE)) >= seen + 2,
-                 8 * MONITOR_INTERVAL)  # fmt: skip
+                 8 * MONITOR_INTERVAL, 0.2)  # fmt: skip
         assert set(c.monitors(first, RESOURCE)[seen:]) == {0}
         assert first.group(GROUP)["watches"][0]["restarts"] == 1
         assert c.failcount(first, RESOURCE, first.name) == 0
@@ -244,21 +248,13 @@ def test_two_node_cluster(host: Path) -> None:
         # 3. It boots again and rejoins; the group stays where it is.
         first = c.boot(first.number)
         c.wait_online(second, ["node1", "node2"])
-        probes = wait_for("the rebooted node's probe", lambda: c.monitors(first, RESOURCE), 30)
+        probes = wait_for("its probe", lambda: c.monitors(first, RESOURCE), 30, 0.2)
         assert probes[0] == 7  # OCF_NOT_RUNNING: offline after the reboot
         assert first.group(GROUP)["state"] == "offline"  # no auto_start under Pacemaker
         assert c.where(second, RESOURCE) == second.name
 
         # 4. Beyond /R: rearm reports the group failed; Pacemaker moves it back.
-        old_pid, _ = second.kill_watch("WEB")
-        wait_for(
-            "WEB restarted in place",
-            lambda: (
-                (w := second.group(GROUP)["watches"][0])["state"] == "running"
-                and w["pid"] != old_pid
-            ),
-            15,
-        )
+        restarted_in_place(second)
         _, killed_at = second.kill_watch("WEB")
         moved = client.first_answer(first.name, killed_at, 60)
         record_failover(f"beyond /R ({second.name} -> {first.name})", moved - killed_at)
@@ -268,7 +264,7 @@ def test_two_node_cluster(host: Path) -> None:
         mon = c.crm_mon(first)
         assert "group web failed: final action stopgroup for WEB" in mon, mon
         wait_for("the group offline on the node it left",
-                 lambda: second.group(GROUP)["state"] == "offline", 30)  # fmt: skip
+                 lambda: second.group(GROUP)["state"] == "offline", 30, 0.2)  # fmt: skip
         assert first.group(GROUP)["state"] == "online"
         assert manager_at_address(c, manager_port) == first.name
         print(f"whole scenario: {time.monotonic() - started:.1f} s")
