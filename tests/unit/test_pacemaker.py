@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 import xml.etree.ElementTree as ET
+from importlib.machinery import SourceFileLoader
+from importlib.resources import files
+from types import ModuleType
 
 import pytest
 
@@ -10,7 +14,7 @@ from rearm import pacemaker as pm
 from rearm.arm import parse_armload
 from rearm.cli.pacemaker_cmd import agent_path, agent_text
 from rearm.model import Cluster, GroupConfig
-from rearm.validate import ConfigError
+from rearm.validate import NAME_RE, ConfigError
 
 CLUSTER = Cluster(name="cl", server="host1", ip="10.1.2.3/24")
 
@@ -147,3 +151,29 @@ def test_agent_install_text() -> None:
         agent_text("/opt/my python/bin/python3")
     assert agent_path("/") == "/usr/lib/ocf/resource.d/rearm/group"
     assert agent_path("/tmp/stage") == "/tmp/stage/usr/lib/ocf/resource.d/rearm/group"
+
+
+def agent_module() -> ModuleType:
+    """The shipped agent (a program without .py), loaded as a module."""
+    path = str(files("rearm").joinpath("ocf", "group"))
+    loader = SourceFileLoader("rearm_ocf_group", path)
+    module = ModuleType(loader.name)
+    loader.exec_module(module)
+    return module
+
+
+def test_the_agent_knows_rearms_group_names() -> None:
+    agent = agent_module()
+    assert f"^{agent.GROUP_NAME.pattern}$" == NAME_RE.pattern
+
+
+@pytest.mark.parametrize("tomllib", [True, False])
+def test_the_agent_reads_the_pacemaker_property(
+    tomllib: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not tomllib:  # a python3 older than 3.11 on the node
+        monkeypatch.setitem(sys.modules, "tomllib", None)
+    read = agent_module().pacemaker_property
+    assert read(b'name = "c"\npacemaker = true\n[manager]\nport = 1\n') is True
+    assert read(b'name = "c"\n[[alerts]]\npacemaker = true\n') is None
+    assert read(b"pacemaker = false\n") is False
