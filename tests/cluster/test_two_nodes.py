@@ -21,9 +21,11 @@ the host's interfaces, addresses and routes unchanged, nothing under /etc or /va
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -82,16 +84,23 @@ def host_state(test_dir: Path) -> dict[str, Any]:
     def ip(*args: str) -> str:
         return subprocess.run(["ip", *args], capture_output=True, text=True, check=True).stdout
 
-    files = {}
+    files: dict[str, tuple[object, ...]] = {}
     for top in ("/etc", "/var/lib"):
         for root, dirs, names in os.walk(top):
             for name in dirs + names:
                 path = os.path.join(root, name)
                 try:
                     st = os.lstat(path)
-                except FileNotFoundError:
+                    if top == "/etc" and stat.S_ISREG(st.st_mode):
+                        # /etc by content: the users of other test runs on a shared machine
+                        # come and go in /etc/passwd (the mtime changes, the content returns).
+                        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+                        files[path] = (st.st_mode, st.st_uid, st.st_gid, digest)
+                    else:
+                        files[path] = (st.st_mode, st.st_uid, st.st_gid, st.st_size,
+                                       st.st_mtime_ns)  # fmt: skip
+                except (FileNotFoundError, PermissionError):
                     continue
-                files[path] = (st.st_mode, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns)
     processes = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
