@@ -18,8 +18,8 @@ RANK = {name: n for n, name in enumerate(SEVERITIES)}
 
 # What alerts when a sink does not say `kinds`: the events issue 6 lists (fault, restart,
 # threshold, final action, group start failure, heartbeat timeout, daemon start and stop), plus
-# the two that belong with final actions (the reboot-loop guard changing one, one resumed after a
-# daemon crash), a license problem, which keeps groups from starting, losing systemd, which
+# the three that belong with final actions (the reboot-loop guard changing one, one resumed after
+# a daemon crash, a group reported failed to Pacemaker), a license problem, which keeps groups from starting, losing systemd, which
 # leaves unit watches blind until it is back, and var/ taking no state writes (full, read-only),
 # and taking them again.
 DEFAULT_KINDS = (
@@ -32,6 +32,7 @@ DEFAULT_KINDS = (
     "final_action_resumed",
     "reboot_loop_guard",
     "group_error",
+    "group_failed",
     "license_problem",
     "heartbeat_timeout",
     "systemd_unavailable",
