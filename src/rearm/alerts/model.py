@@ -19,9 +19,9 @@ RANK = {name: n for n, name in enumerate(SEVERITIES)}
 # What alerts when a sink does not say `kinds`: the events issue 6 lists (fault, restart,
 # threshold, final action, group start failure, heartbeat timeout, daemon start and stop), plus
 # the three that belong with final actions (the reboot-loop guard changing one, one resumed after
-# a daemon crash, a group reported failed to Pacemaker), a license problem, which keeps groups from starting, losing systemd, which
-# leaves unit watches blind until it is back, and var/ taking no state writes (full, read-only),
-# and taking them again.
+# a daemon crash, a group reported failed to Pacemaker), a license problem, which keeps groups
+# from starting, losing systemd, which leaves unit watches blind until it is back, and var/
+# taking no state writes (full, read-only), and taking them again.
 DEFAULT_KINDS = (
     "daemon_start",
     "daemon_stop",
