@@ -27,6 +27,7 @@ from rearm.model import (
     ReturnMode,
     ServiceDef,
 )
+from rearm.monitors.config import check_targets, monitors_from
 from rearm.paths import Home
 from rearm.trust import check as check_trusted
 from rearm.validate import ConfigError, Table, check_name
@@ -372,6 +373,7 @@ def load_service(home: Home, name: str, *, trust: bool = True) -> ServiceDef | N
         stop_command=t.argv("stop_command"),
         ready=ready,
         limits=limits_from(t),
+        monitors=monitors_from(t, in_service=True),
     )
     t.finish(frozenset({"description"}))
     return service
@@ -438,9 +440,25 @@ def load_group(home: Home, name: str, *, trust: bool = True) -> GroupConfig:
         stop_timeout=t.int_("stop_timeout", 40, 0, 3600),
         description=t.str_("description", "", empty_ok=True) or "",
         watches=watches,
+        monitors=monitors_from(t, in_service=False),
     )
     t.finish(frozenset({"pacemaker"}))  # read by `rearm export pacemaker` (rearm.pacemaker)
+    # A monitor's target is one of the group's watches: declared above, or armloaded by start.sh.
+    check_targets(group.monitors, [w.watch_id for w in watches] + _script_watches(home, name))
     return group
+
+
+ARMLOAD_ID_RE = re.compile(r"^\s*armload\s+([A-Za-z0-9_]+)", re.MULTILINE)
+
+
+def _script_watches(home: Home, group: str) -> list[str]:
+    """The watch IDs the start script's armload lines name (a line per watch, as in the
+    guide's start.bat; an ID made up at run time cannot be known here)."""
+    try:
+        with open(script_path(home, group, "start"), encoding="utf-8", errors="replace") as f:
+            return ARMLOAD_ID_RE.findall(f.read())
+    except OSError:
+        return []
 
 
 def _watch_decl(t: Table, where: str) -> LoadRequest:

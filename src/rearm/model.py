@@ -31,6 +31,7 @@ from rearm.requests import (
 
 if TYPE_CHECKING:
     from rearm.limits import Limit
+    from rearm.monitors.config import MonitorSpec
 
 __all__ = [
     "FINAL_ACTION_VALUES",
@@ -133,6 +134,7 @@ class ServiceDef:
     stop_command: tuple[str, ...] | None = None
     ready: ReadyCheck | None = None
     limits: tuple[Limit, ...] = ()  # resource limits set (by prlimit) before the command runs
+    monitors: tuple[MonitorSpec, ...] = ()  # [[monitors]] over the watch that runs it
 
 
 class ReturnMode(enum.StrEnum):
@@ -182,3 +184,4 @@ class GroupConfig:
     stop_timeout: int = 40
     description: str = ""
     watches: tuple[LoadRequest, ...] = ()
+    monitors: tuple[MonitorSpec, ...] = ()  # [[monitors]]: over the group or one of its watches

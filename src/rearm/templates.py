@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 
-from rearm.config import check_service_name, load_service
+from rearm.config import ARMLOAD_ID_RE, check_service_name, load_service
 from rearm.paths import Home
 from rearm.validate import ConfigError, Table
 
@@ -43,7 +43,6 @@ SAFE_RULE = "letters, digits and _ . / : @ % + , = - only (no blanks, quotes or 
 USER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
 HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$")
 SCRIPTS = ("start.sh", "stop.sh")
-ARMLOAD_RE = re.compile(r"^\s*armload\s+([A-Za-z0-9_]+)", re.MULTILINE)
 URL_RE = re.compile(r"^http://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9_./:@%+,=-]*)?$")
 KINDS = ("path", "port", "int", "user", "address", "url", "word", "command", "choice")
 
@@ -97,7 +96,7 @@ class Template:
     @property
     def watches(self) -> list[str]:
         """The watch IDs its start script armloads, in order."""
-        return ARMLOAD_RE.findall(self.files.get("start.sh", ""))
+        return ARMLOAD_ID_RE.findall(self.files.get("start.sh", ""))
 
     def variable(self, name: str) -> Variable:
         for v in self.variables:

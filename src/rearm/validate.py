@@ -29,6 +29,11 @@ class Table:
         self._prefix = prefix
         self._seen: set[str] = set()
 
+    @property
+    def where(self) -> str:
+        """The file (as shown in messages) this table was read from."""
+        return self._where
+
     def error(self, key: str, rule: str) -> ConfigError:
         return ConfigError(f"{self._where}: key '{self._prefix}{key}': {rule}")
 
