@@ -1,32 +1,64 @@
 """A probe's child process: started in a session of its own, ended whole, never waited for.
 
-The child leads a new session and process group (posix_spawn with setsid), so one killpg ends
+The child leads a new session and process group (setsid), so one killpg ends
 it with everything it forked; a process that moved to another group of the session is found
-through /proc and killed as well (only a double fork with a new session of its own escapes,
-as it escapes every process-group supervisor). Its stdout and stderr go to a pipe read by the
-event loop, up to OUTPUT_MAX bytes; its exit is seen through a pidfd. Nothing here blocks: a
-child stuck in uninterruptible I/O (a frozen or dead disk) cannot die until the I/O ends, so
-after SIGKILL it is left to be reaped whenever it does, and `ended` tells whether it has.
+through /proc (in a thread) and killed as well. Only a process that makes a new session of
+its own escapes, as it escapes every process-group supervisor.
+
+Its stdout and stderr go to a pipe read by the event loop, up to OUTPUT_MAX bytes; its exit is
+seen through a pidfd. Nothing here blocks: a child stuck in uninterruptible I/O (a frozen or
+dead disk) cannot die until the I/O ends, so after SIGKILL it is left to be reaped whenever it
+does, and `ended` tells whether it has.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import concurrent.futures
 import errno
 import os
 import signal
+import threading
 import time
 from collections.abc import Mapping, Sequence
+from subprocess import DEVNULL, STDOUT, Popen
 
 OUTPUT_MAX = 8192
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
+# Spawning happens in these threads, not on the event loop: os.posix_spawn holds the GIL until
+# the child has exec'd (2-10 ms on a busy machine: the whole loop waits), while subprocess's
+# fork_exec lets go of it. Two threads: spawns are short, and a third in a row can wait.
+_SPAWNER = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="rearm-spawn")
+
+
+def _spawn(argv: Sequence[str], env: Mapping[str, str], output: bool) -> tuple[Popen[bytes], int]:
+    """In a spawner thread: the child in a new session, and the read end of its output."""
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    try:
+        popen = Popen(
+            list(argv),
+            stdin=DEVNULL,
+            stdout=write_end if output else DEVNULL,
+            stderr=STDOUT if output else DEVNULL,
+            env=dict(env),
+            start_new_session=True,
+        )
+    except BaseException:
+        os.close(read_end)
+        raise
+    finally:
+        os.close(write_end)
+    os.set_blocking(read_end, False)
+    return popen, read_end
+
+
 class ProbeProcess:
-    def __init__(self, pid: int, pidfd: int, out_fd: int) -> None:
-        self.pid = pid
+    def __init__(self, popen: Popen[bytes], pidfd: int, out_fd: int) -> None:
+        self.pid = popen.pid
         self.started = time.monotonic()
+        self._popen = popen  # kept only so that subprocess never reaps it behind our back
         self._pidfd: int | None = pidfd
         self._out_fd: int | None = out_fd
         self._output = bytearray()
@@ -37,44 +69,20 @@ class ProbeProcess:
         self._loop.add_reader(out_fd, self._on_output)
 
     @classmethod
-    def spawn(
+    async def start(
         cls, argv: Sequence[str], env: Mapping[str, str], *, output: bool = True
     ) -> ProbeProcess:
-        """Start argv (argv[0] an absolute path) in a new session. Raises OSError."""
-        read_end, write_end = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-        actions = [
-            (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_DUP2, write_end, 1),
-            (os.POSIX_SPAWN_DUP2, write_end, 2),
-        ]
-        if not output:
-            actions[1:] = [(os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0)]
-            actions.append((os.POSIX_SPAWN_DUP2, 1, 2))
+        """Start argv (argv[0] an absolute path) in a new session. Raises OSError.
+
+        Cancelled while the spawner thread works, the child is killed as soon as it exists."""
+        loop = asyncio.get_running_loop()
+        spawning = loop.run_in_executor(_SPAWNER, _spawn, argv, env, output)
         try:
-            # The write end is O_NONBLOCK for us; dup2 gives the child a descriptor sharing
-            # that flag, and a plugin writing to a full pipe must block, not fail: clear it.
-            os.set_blocking(write_end, True)
-            pid = os.posix_spawn(
-                argv[0],
-                list(argv),
-                dict(env),
-                file_actions=actions,
-                setsid=True,
-                # Python ignores SIGPIPE and SIGXFSZ; ignored signals survive exec.
-                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
-            )
-        except BaseException:
-            os.close(read_end)
+            popen, read_end = await asyncio.shield(spawning)
+        except asyncio.CancelledError:
+            spawning.add_done_callback(_kill_orphan)
             raise
-        finally:
-            os.close(write_end)
-        try:
-            pidfd = os.pidfd_open(pid)
-        except OSError:
-            # Cannot happen for our own unreaped child; keep the invariant anyway.
-            os.close(read_end)
-            raise
-        return cls(pid, pidfd, read_end)
+        return cls(popen, os.pidfd_open(popen.pid), read_end)
 
     # --- reading --------------------------------------------------------------------------
     def _on_output(self) -> None:
@@ -114,6 +122,9 @@ class ProbeProcess:
             return
         if result is not None:
             self._exit = (result.si_code, result.si_status)
+        assert self._exit is not None
+        code, status = self._exit
+        self._popen.returncode = status if code == os.CLD_EXITED else -status
         self._loop.remove_reader(fd)
         os.close(fd)
         self._pidfd = None
@@ -158,14 +169,21 @@ class ProbeProcess:
 
     # --- ending -----------------------------------------------------------------------------
     def kill(self) -> None:
-        """SIGKILL the child's process group and the rest of its session, now. The child is
-        reaped when it ends (at once, unless it is stuck in uninterruptible I/O)."""
+        """SIGKILL the child's process group now, and the rest of its session from a thread
+        (a scan of /proc costs milliseconds: never on the loop). The child is reaped when it
+        ends (at once, unless it is stuck in uninterruptible I/O)."""
         _killpg(self.pid)
-        for pid in session_members(self.pid):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+        _sweeper.add(self.pid)
         self._close_output()
         self._on_exit()  # reaped at once when it is already gone; else the reader stays
+
+
+def _kill_orphan(spawning: asyncio.Future[tuple[Popen[bytes], int]]) -> None:
+    """A spawn whose probe was cancelled meanwhile: end the child, and reap it."""
+    if spawning.cancelled() or spawning.exception() is not None:
+        return
+    popen, read_end = spawning.result()
+    ProbeProcess(popen, os.pidfd_open(popen.pid), read_end).kill()
 
 
 def _killpg(pgid: int) -> None:
@@ -177,22 +195,62 @@ def _killpg(pgid: int) -> None:
         pass
 
 
-def session_members(sid: int) -> list[int]:
-    """Live processes of session `sid` (the child's; setsid made its sid its pid). The kernel
-    does not reuse a pid that still names a session, so these are the child's own."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                data = f.read()
-        except OSError:
-            continue
-        fields = data[data.rindex(b")") + 2 :].split()
-        if int(fields[3]) == sid and fields[0] not in (b"Z", b"X"):
-            found.append(int(entry))
-    return found
+def _session_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rindex(b")") + 2 :].split()
+    return None if fields[0] in (b"Z", b"X") else int(fields[3])
+
+
+class _Sweeper:
+    """Ends what is left in the sessions of killed probes: processes that moved to a process
+    group of their own. One thread scans /proc once for all the sessions queued meanwhile (a
+    burst of timeouts costs one scan), and signals each member through a pidfd after checking
+    its session again, so a pid that was reused in between is never hit."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: set[int] = set()
+        self._busy = False
+
+    def add(self, sid: int) -> None:
+        with self._lock:
+            self._pending.add(sid)
+            if self._busy:
+                return
+            self._busy = True
+        threading.Thread(target=self._run, name="rearm-monitor-sweep", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                sids, self._pending = self._pending, set()
+                if not sids:
+                    self._busy = False
+                    return
+            for entry in os.listdir("/proc"):
+                if entry.isdigit() and _session_of(int(entry)) in sids:
+                    _kill_checked(int(entry), sids)
+
+
+def _kill_checked(pid: int, sids: set[int]) -> None:
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return
+    try:
+        if _session_of(pid) in sids:
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+_sweeper = _Sweeper()
 
 
 def probe_env(extra: Mapping[str, str]) -> dict[str, str]:

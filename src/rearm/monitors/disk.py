@@ -108,7 +108,7 @@ class DiskProbe:
         python = sys.executable or "/usr/bin/python3"
         argv = [python, "-I", "-S", "-c", CODE, self.options.file, str(BLOCK)]
         try:
-            child = ProbeProcess.spawn(argv, probe_env({}))
+            child = await ProbeProcess.start(argv, probe_env({}))
         except OSError as e:
             return unknown(explain_spawn_error(python, e))
         self._child = child

@@ -87,7 +87,7 @@ class Command:
         program = self.options.command[0]
         self.step = f"waiting for {program}"
         try:
-            child = ProbeProcess.spawn(self.options.command, _env(self.options, target))
+            child = await ProbeProcess.start(self.options.command, _env(self.options, target))
         except OSError as e:
             return Result(Status.UNKNOWN, explain_spawn_error(program, e))
         try:
@@ -127,7 +127,9 @@ class AsyncCommand:
         program = self.options.command[0]
         if self._child is None:
             try:
-                self._child = ProbeProcess.spawn(self.options.command, _env(self.options, target))
+                self._child = await ProbeProcess.start(
+                    self.options.command, _env(self.options, target)
+                )
             except OSError as e:
                 return Result(Status.UNKNOWN, explain_spawn_error(program, e))
         child = self._child

@@ -1,10 +1,12 @@
 """Runs every monitor's probe at its interval on the event loop, and feeds the results to its
 state machine; every event goes to one callback (the daemon turns a fault into recovery).
 
-- One timer per monitor, no task while idle. Each monitor has a fixed phase within its
-  interval (from a hash of its key), and due times are rounded up to a tick of TICK seconds:
-  1,000 monitors at 1 s spread over the second and wake the loop at most 1/TICK times in it,
-  instead of all at once or a thousand times.
+- One timer per monitor, no task while idle. A monitor's first probe comes a fixed share of
+  SPREAD seconds (from a hash of its key) after its start delay, then every interval; due
+  times are rounded up to a tick of TICK seconds. So 1,000 monitors started together (a group
+  online, the daemon's start) spread over a second instead of firing at once, and wake the
+  loop at most 1/TICK times a second instead of a thousand -- and a tick's batch (20 probes
+  at 1,000 a second) starts in a millisecond or two, within the restart path's budget.
 - A probe never blocks the loop or another monitor: it is a task, cancelled at its deadline;
   what it started (a process group) is killed in its own clean-up, without waiting.
 - Bounded concurrency: at most `max_probes` probes run at once, of which at most
@@ -34,7 +36,8 @@ from rearm.monitors.state import Event, Monitor, MonitorState
 
 log = logging.getLogger("rearm.monitors")
 
-TICK = 0.05
+TICK = 0.02
+SPREAD = 1.0
 HISTORY = 60  # results kept per monitor (the Manager's latency picture)
 CONTINUOUS_GRACE = 1.0  # a continuous probe returns by itself at its deadline; this is a backstop
 
@@ -122,7 +125,7 @@ class Scheduler:
             probe=spec.options.build(self.env),
             machine=Monitor(key, spec.failures, spec.start_delay),
             target=state,
-            phase=zlib.crc32(key.encode()) / 2**32 * spec.interval,
+            phase=zlib.crc32(key.encode()) / 2**32 * min(spec.interval, SPREAD),
         )
         self._entries[key] = entry
         if spec.timing is Timing.ALWAYS or state.running:
@@ -238,10 +241,8 @@ class Scheduler:
             self._arm(entry, self._first_at(entry))
 
     def _first_at(self, entry: _Entry) -> float:
-        """The first due time at or after the start delay, on the monitor's phase."""
-        begin = max(entry.machine.probe_after, self._loop.time())
-        interval = entry.spec.interval
-        return begin + (entry.phase - begin) % interval
+        """The first due time: the monitor's share of SPREAD after the start delay."""
+        return max(entry.machine.probe_after, self._loop.time()) + entry.phase
 
     def _arm(self, entry: _Entry, at: float) -> None:
         if entry.handle is not None:
