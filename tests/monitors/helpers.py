@@ -40,7 +40,7 @@ def spec(text: str, *, in_service: bool = True) -> MonitorSpec:
 async def probe_once(s: MonitorSpec, target: Target | None = None) -> Result:
     """One probe, run by a scheduler (so cancelled at the monitor's timeout)."""
     results: list[Result] = []
-    async with running(s, target=target) as rec:
+    async with running(s, target=target, spread=0) as rec:
         await rec.until(lambda: rec.results, timeout=s.timeout + 10)
         results = rec.results
     return results[0]
@@ -95,7 +95,7 @@ async def running(
     *specs: MonitorSpec,
     target: Target | None = None,
     started: bool = True,
-    **options: int,
+    **options: float,
 ) -> AsyncIterator[Recorder]:
     """A scheduler running `specs` over one target (a watch "T" by default, already started)."""
     rec = Recorder()

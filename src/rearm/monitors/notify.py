@@ -10,6 +10,7 @@ root's. Descriptors passed along (FDSTORE=1) are closed: rearm keeps none.
     WATCHDOG=1        a heartbeat (monitors.beats)
     WATCHDOG=trigger  the service asks for its own recovery at the next probe
     READY=1, STATUS=..., STOPPING=1 ...   handed to `on_message` (readiness, status text)
+    BARRIER=1         answered by closing the descriptor it carries (systemd-notify waits)
 """
 
 from __future__ import annotations
@@ -118,6 +119,9 @@ class NotifySockets:
             self._handle(name, parse_notify(data))
 
     def _handle(self, name: str, fields: dict[str, str]) -> None:
+        # BARRIER=1 comes with a descriptor whose close (done above) is the whole answer:
+        # systemd-notify waits for it to know its message was read.
+        fields.pop("BARRIER", None)
         watchdog = fields.get("WATCHDOG")
         if watchdog == "1":
             self.beats.beat(name, self._loop.time())

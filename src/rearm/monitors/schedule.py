@@ -100,6 +100,7 @@ class Scheduler:
         max_probes: int = 256,
         max_processes: int = 32,
         tick: float = TICK,
+        spread: float = SPREAD,
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self.env = ProbeEnv(beats if beats is not None else Beats())
@@ -111,6 +112,7 @@ class Scheduler:
         self._process_slots = asyncio.Semaphore(max_processes)
         self._running = 0
         self._tick = tick
+        self._spread = spread
         self._closing: set[asyncio.Task[None]] = set()
 
     # --- configuration ----------------------------------------------------------------------
@@ -125,7 +127,7 @@ class Scheduler:
             probe=spec.options.build(self.env),
             machine=Monitor(key, spec.failures, spec.start_delay),
             target=state,
-            phase=zlib.crc32(key.encode()) / 2**32 * min(spec.interval, SPREAD),
+            phase=zlib.crc32(key.encode()) / 2**32 * min(spec.interval, self._spread),
         )
         self._entries[key] = entry
         if spec.timing is Timing.ALWAYS or state.running:
