@@ -11,7 +11,10 @@
 # Usage: bash scripts/test-deps-services.sh      (as root; without root it only reports)
 set -euo pipefail
 
-PACKAGES=(postgresql redis-server nginx postfix dovecot-imapd dovecot-pop3d mariadb-server)
+# monitoring-plugins-*: check_http, check_disk... run as `exec` monitors (tests/services/
+# test_monitors.py); the plugins are programs, they start no service.
+PACKAGES=(postgresql redis-server nginx postfix dovecot-imapd dovecot-pop3d mariadb-server
+    monitoring-plugins-basic monitoring-plugins-standard)
 # The programs the servers run as; processes of these names that appear during the install
 # were started by it.
 DAEMONS='^(postgres|redis-server|nginx|master|dovecot|mariadbd|mysqld)$'

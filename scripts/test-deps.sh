@@ -9,11 +9,14 @@
 #   systemd      systemd-analyze (unit checks) and the systemd run as PID 1 of the test sandbox
 #   dbus         the system bus inside that sandbox
 #   procps       /bin/kill, named by the unit's ExecReload
-#   util-linux   setpriv (/U and service users), unshare (private namespaces in tests)
+#   util-linux   setpriv (/U and service users), unshare (private namespaces in tests),
+#                fsfreeze (the disk monitor's frozen file system, tests/faults)
+#   iproute2     ip: a veth pair in a test's own network namespace (the link monitor)
+#   e2fsprogs    mkfs.ext4: file systems on loop devices in private mount namespaces
 # Without root it only says what is missing: those tests then skip (and fail under CI=true).
 set -euo pipefail
 
-PACKAGES=(snmptrapd snmp smitools erlang-snmp systemd dbus procps util-linux)
+PACKAGES=(snmptrapd snmp smitools erlang-snmp systemd dbus procps util-linux iproute2 e2fsprogs)
 
 . "$(dirname "$0")/lib-deps.sh"
 
