@@ -44,13 +44,24 @@ def require_namespaces() -> None:
         pytest.skip(why)
 
 
-class PrivateVarCluster(Cluster):
-    """`mount` is a shell command run first in the new namespace; {var} is var/'s path."""
+def ext4_image(path: Path, size: int = 32 << 20) -> Path:
+    """An empty ext4 file system in the file `path`, for a loop mount."""
+    if not (shutil.which("mkfs.ext4") and os.path.exists("/dev/loop-control")):
+        if os.environ.get("CI") == "true":
+            pytest.fail("needs mkfs.ext4 and loop devices")
+        pytest.skip("needs mkfs.ext4 and loop devices")
+    with open(path, "wb") as f:
+        f.truncate(size)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(path)], check=True, capture_output=True)
+    return path
 
-    def __init__(self, home: Path, mount: str, extra_env: dict[str, str] | None = None) -> None:
-        super().__init__(home, extra_env)
-        var = home / "var"
-        var.mkdir(parents=True, exist_ok=True)
+
+class MountNamespace:
+    """A private mount namespace, owned by a sleeping holder process, in which the shell
+    command `mount` ran first. The test reaches the namespace's files through
+    /proc/HOLDER/root and runs commands in it with nsenter."""
+
+    def __init__(self, mount: str) -> None:
         self.holder = subprocess.Popen(
             [
                 "unshare",
@@ -59,7 +70,7 @@ class PrivateVarCluster(Cluster):
                 "private",
                 "sh",
                 "-c",
-                f"{mount.format(var=var)} && echo mounted && exec sleep infinity",
+                f"{mount} && echo mounted && exec sleep infinity",
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -73,22 +84,49 @@ class PrivateVarCluster(Cluster):
             assert self.holder.stderr is not None
             problem = self.holder.stderr.read().decode(errors="replace").strip()
             if os.environ.get("CI") == "true":
-                pytest.fail(f"cannot mount a private var/: {problem}")
-            pytest.skip(f"cannot mount a private var/ here: {problem}")
-        self.seen_pids: set[tuple[int, int]] = set()
+                pytest.fail(f"cannot mount in a private namespace: {problem}")
+            pytest.skip(f"cannot mount in a private namespace here: {problem}")
 
-    # --- var/ as the namespace sees it ----------------------------------------------------
-    @property
-    def var(self) -> Path:
-        return Path(f"/proc/{self.holder.pid}/root{self.home / 'var'}")
+    def path(self, inside: Path) -> Path:
+        """`inside` (an absolute path in the namespace) as this process can reach it."""
+        return Path(f"/proc/{self.holder.pid}/root{inside}")
 
-    def in_namespace(self, *argv: str) -> subprocess.CompletedProcess[str]:
+    def run(self, *argv: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             ["nsenter", "-t", str(self.holder.pid), "-m", "--", *argv],
             capture_output=True,
             text=True,
             timeout=30,
         )
+
+    def end(self) -> None:
+        """The holder goes, and with the last process in it the namespace and its mounts."""
+        if self.holder.poll() is None:
+            os.killpg(self.holder.pid, signal.SIGKILL)
+        self.holder.wait(timeout=30)
+        for pipe in (self.holder.stdout, self.holder.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+class PrivateVarCluster(Cluster):
+    """`mount` is a shell command run first in the new namespace; {var} is var/'s path."""
+
+    def __init__(self, home: Path, mount: str, extra_env: dict[str, str] | None = None) -> None:
+        super().__init__(home, extra_env)
+        var = home / "var"
+        var.mkdir(parents=True, exist_ok=True)
+        self.namespace = MountNamespace(mount.format(var=var))
+        self.holder = self.namespace.holder
+        self.seen_pids: set[tuple[int, int]] = set()
+
+    # --- var/ as the namespace sees it ----------------------------------------------------
+    @property
+    def var(self) -> Path:
+        return self.namespace.path(self.home / "var")
+
+    def in_namespace(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        return self.namespace.run(*argv)
 
     def db(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Read the state database. From inside the namespace: SQLite resolves the magic
@@ -152,9 +190,4 @@ class PrivateVarCluster(Cluster):
         for pid, start in self.seen_pids:
             if start_time(pid) == start:
                 os.killpg(pid, signal.SIGKILL)
-        if self.holder.poll() is None:
-            os.killpg(self.holder.pid, signal.SIGKILL)
-        self.holder.wait(timeout=30)
-        for pipe in (self.holder.stdout, self.holder.stderr):
-            if pipe is not None:
-                pipe.close()
+        self.namespace.end()

@@ -11,9 +11,7 @@ does with a failing disk. Nothing of the machine's own filesystems is touched.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +19,7 @@ import pytest
 
 from tests.integration.harness import wait_for
 
-from .privatevar import PrivateVarCluster, require_namespaces
+from .privatevar import PrivateVarCluster, ext4_image, require_namespaces
 
 SLEEP = "/bin/sleep"
 
@@ -116,14 +114,7 @@ def test_escalation_while_the_disk_is_full(full_cluster: PrivateVarCluster) -> N
 @pytest.fixture
 def ext4_cluster(tmp_path: Path) -> Iterator[PrivateVarCluster]:
     require_namespaces()
-    if not (shutil.which("mkfs.ext4") and os.path.exists("/dev/loop-control")):
-        if os.environ.get("CI") == "true":
-            pytest.fail("needs mkfs.ext4 and loop devices")
-        pytest.skip("needs mkfs.ext4 and loop devices")
-    image = tmp_path / "var.ext4"
-    with open(image, "wb") as f:
-        f.truncate(32 << 20)
-    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True, capture_output=True)
+    image = ext4_image(tmp_path / "var.ext4")
     # errors=remount-ro: on an error the kernel makes the filesystem read-only at once, open
     # files and all -- what a failing disk does to var/ (a plain `mount -o remount,ro` is
     # refused while the daemon holds its database open for writing).
