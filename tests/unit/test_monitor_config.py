@@ -126,7 +126,7 @@ def test_a_service_definition_with_monitors(home: Home) -> None:
     ("monitor", "key", "value", "rule"),
     [
         ('kind = "htp"', "kind", '"htp"', "must be one of disk, exec, heartbeat, http"),
-        ('kind = "tcp"\nport = 1\ninterval = 0', "interval", "0", "from 0.1 and at most 86400"),
+        ('kind = "tcp"\nport = 1\ninterval = 0', "interval", "0", "from 0.1 to 86400"),
         ('kind = "tcp"\nport = 1\ninterval = -5', "interval", "-5", "from 0.1"),
         (
             'kind = "tcp"\nport = 1\ninterval = 5\ntimeout = 6',
@@ -225,3 +225,12 @@ def test_defaults_per_kind() -> None:
     assert (checker.timeout, checker.failures, checker.options.continuous) == (4.0, 1, True)
     [short] = parse('[[monitors]]\nname = "s"\nkind = "tcp"\nport = 1\ninterval = 1\n')
     assert short.timeout == 1.0  # the default 5 s is cut to the interval
+
+
+def test_the_examples_of_docs_monitors_md_are_valid() -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs" / "monitors.md"
+    blocks = re.findall(r"```toml\n(.*?)```", docs.read_text(), re.DOTALL)
+    assert len(blocks) >= 8
+    for block in blocks:
+        specs = parse(block)
+        assert specs, block

@@ -3,7 +3,7 @@
 Pure, built on rearm.validate.Table, and every refusal is one line naming the file, the key,
 the value that was given and the rule:
 `etc/groups/web/group.toml: key 'monitors[0].interval': got 0; must be a number of seconds
-above 0 and at most 86400`.
+from 0.1 to 86400`.
 """
 
 from __future__ import annotations
@@ -50,8 +50,10 @@ def seconds(
     value = t.raw(key)
     if value is None:
         return default
-    floor = "above" if above else "from"
-    rule = f"must be a number of seconds {floor} {low:g} and at most {high:g}"
+    if above:
+        rule = f"must be a number of seconds above {low:g} and at most {high:g}"
+    else:
+        rule = f"must be a number of seconds from {low:g} to {high:g}"
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)

@@ -101,6 +101,8 @@ class PgProbe:
             return unknown(str(e))
         except PgError as e:
             return error(str(e))
+        except struct.error:
+            return error(f"{o.describe()}: not the PostgreSQL protocol")
         except (OSError, EOFError) as e:
             what = net.describe_os_error(e) if isinstance(e, OSError) else "connection closed"
             return error(f"{self.options.describe()}: {what}")
