@@ -10,7 +10,7 @@ another thread, so a hung filesystem costs one thread per monitor, not one per i
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -30,23 +30,34 @@ class Stuck(Exception):
 class Offload:
     def __init__(self, name: str) -> None:
         self._name = name
-        self._busy: concurrent.futures.Future[object] | None = None
-        self._since = 0.0
+        self._since: float | None = None  # a call is running (in its thread) since then
 
     async def run(self, fn: Callable[[], T]) -> T:
-        if self._busy is not None and not self._busy.done():
+        if self._since is not None:
             raise Stuck(self._since)
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[T] = loop.create_future()
+
+        def deliver(value: T | None, error: BaseException | None) -> None:
+            if answer.done():  # the probe was cancelled meanwhile: nobody waits
+                return
+            if error is not None:
+                answer.set_exception(error)
+            else:
+                answer.set_result(value)  # type: ignore[arg-type]
 
         def work() -> None:
+            value: T | None = None
+            error: BaseException | None = None
             try:
                 value = fn()
             except BaseException as e:
-                future.set_exception(e)
-            else:
-                future.set_result(value)
+                error = e
+            finally:
+                self._since = None
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(deliver, value, error)
 
-        self._busy = future  # type: ignore[assignment]
         self._since = time.monotonic()
         threading.Thread(target=work, name=f"rearm-monitor-{self._name}", daemon=True).start()
-        return await asyncio.wrap_future(future)
+        return await answer
