@@ -14,10 +14,11 @@ import os
 import signal
 import socket
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -30,8 +31,10 @@ from ..monitors.helpers import exec_spec, probe_once, running, spec, toml_str
 from .servers import Scratch, Seen, Server, free_port, need
 from .test_mail import mail  # noqa: F401 -- fixtures of the servers
 from .test_mariadb import mariadb  # noqa: F401
+from .test_nginx import nginx_server
 from .test_postgresql import BIN as PG_BIN
 from .test_postgresql import postgres  # noqa: F401
+from .test_redis import redis_server
 
 PLUGINS = "/usr/lib/nagios/plugins"
 
@@ -121,16 +124,8 @@ async def test_postgresql_md5_and_scram_logins(postgres: Server, scratch: Scratc
 # --- Redis ------------------------------------------------------------------------------------
 @pytest.fixture
 def redis(cluster: Cluster, scratch: Scratch, seen: Seen) -> Server:
-    need("/usr/bin/redis-server", "/usr/bin/redis-cli")
-    top = scratch.folder("redis", owner="redis", mode=0o750)
-    port = free_port()
-    config = top / "redis.conf"
-    config.write_text(
-        f'bind 127.0.0.1\nport {port}\ndir {top}\nlogfile ""\nsave ""\nappendonly no\n'
-        "enable-debug-command local\n"  # DEBUG SLEEP, from loopback only
-    )
-    values = {"config": config, "port": port, "directory": top, "rundir": top / "run"}
-    return Server(cluster, "redis", values, "REDIS", lambda: True, seen)
+    # DEBUG SLEEP, from loopback only.
+    return redis_server("redis", cluster, scratch, seen, "enable-debug-command local\n")
 
 
 def redis_command(port: int, *args: str) -> bytes:
@@ -183,30 +178,14 @@ class Nginx:
 
 
 @pytest.fixture
-def nginx(cluster: Cluster, scratch: Scratch, seen: Seen) -> Iterator[Nginx]:
-    """nginx in front of an application (the test's upstream) at /status; / is a file."""
-    need("/usr/sbin/nginx")
-    top = scratch.folder("nginx")
-    (top / "www").mkdir()
-    (top / "www" / "index.html").write_text("front page\n")
-    port, app = free_port(), free_port()
-    temp = " ".join(
-        f"{kind}_temp_path {top}/{kind};"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    (top / "nginx.conf").write_text(
-        f"user www-data;\nworker_processes 1;\npid {top}/nginx.pid;\n"
-        f"error_log {top}/error.log;\nevents {{ worker_connections 64; }}\n"
-        f"http {{ access_log off; {temp}\n"
-        f"  server {{ listen 127.0.0.1:{port}; root {top}/www;\n"
-        f"    location /status {{ proxy_pass http://127.0.0.1:{app}; }} }} }}\n"
-    )
-    values = {
-        "config": top / "nginx.conf",
-        "error_log": top / "error.log",
-        "url": f"http://127.0.0.1:{port}/",
-    }
-    yield Nginx(Server(cluster, "nginx", values, "NGINX", lambda: True, seen), port, app)
+def nginx(cluster: Cluster, scratch: Scratch, seen: Seen) -> Nginx:
+    """nginx in front of an application (the test's upstream) at /status."""
+    app = free_port()
+    location = f"location /status {{ proxy_pass http://127.0.0.1:{app}; }}"
+    server = nginx_server("nginx", cluster, scratch, seen, location)
+    port = urlsplit(str(server.values["url"])).port
+    assert port is not None
+    return Nginx(server, port, app)
 
 
 @pytest.mark.asyncio

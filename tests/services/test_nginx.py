@@ -28,7 +28,10 @@ MODES = {"foreground": "nginx", "forking": "nginx-forking"}
 PAGE = b"rearm-nginx-test\n"
 
 
-def _nginx(template: str, cluster: Cluster, scratch: Scratch, seen: Seen) -> Server:
+def nginx_server(
+    template: str, cluster: Cluster, scratch: Scratch, seen: Seen, locations: str = ""
+) -> Server:
+    """nginx serving a page at / (and `locations`, nginx.conf text inside its server block)."""
     need("/usr/sbin/nginx")
     top = scratch.folder("nginx")
     (top / "www").mkdir()
@@ -42,7 +45,7 @@ def _nginx(template: str, cluster: Cluster, scratch: Scratch, seen: Seen) -> Ser
         f"user www-data;\nworker_processes 2;\npid {top}/nginx.pid;\n"
         f"error_log {top}/error.log;\nevents {{ worker_connections 64; }}\n"
         f"http {{ access_log off; {temp}\n"
-        f"  server {{ listen 127.0.0.1:{port}; root {top}/www; }} }}\n"
+        f"  server {{ listen 127.0.0.1:{port}; root {top}/www; {locations} }} }}\n"
     )
     values = {
         "config": top / "nginx.conf",
@@ -68,7 +71,7 @@ def _nginx(template: str, cluster: Cluster, scratch: Scratch, seen: Seen) -> Ser
 
 @pytest.fixture(params=sorted(MODES))
 def nginx(request: pytest.FixtureRequest, cluster: Cluster, scratch: Scratch, seen: Seen) -> Server:
-    return _nginx(MODES[request.param], cluster, scratch, seen)
+    return nginx_server(MODES[request.param], cluster, scratch, seen)
 
 
 def test_killed_nginx_master_is_restarted_after_int_and_answers(nginx: Server) -> None:
@@ -99,7 +102,7 @@ def test_fourth_kill_within_the_hour_fires_the_final_action(nginx: Server) -> No
 def test_a_bad_configuration_fails_the_group_start(
     cluster: Cluster, scratch: Scratch, seen: Seen
 ) -> None:
-    nginx = _nginx("nginx", cluster, scratch, seen)
+    nginx = nginx_server("nginx", cluster, scratch, seen)
     nginx.import_template()
     config = nginx.values["config"]
     config.write_text(config.read_text() + "nonsense;\n")  # type: ignore[attr-defined]

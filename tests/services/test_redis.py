@@ -18,8 +18,9 @@ from .servers import Scratch, Seen, Server, assert_reboot_drilled, free_port, ne
 MODES = {"foreground": "redis", "forking": "redis-forking"}
 
 
-@pytest.fixture(params=sorted(MODES))
-def redis(request: pytest.FixtureRequest, cluster: Cluster, scratch: Scratch, seen: Seen) -> Server:
+def redis_server(
+    template: str, cluster: Cluster, scratch: Scratch, seen: Seen, extra_config: str = ""
+) -> Server:
     need("/usr/bin/redis-server", "/usr/bin/redis-cli")
     top = scratch.folder("redis", owner="redis", mode=0o750)
     port = free_port()
@@ -27,6 +28,7 @@ def redis(request: pytest.FixtureRequest, cluster: Cluster, scratch: Scratch, se
     # Only what differs from Redis's built-in defaults; the log goes to rearm's watch log.
     config.write_text(
         f'bind 127.0.0.1\nport {port}\ndir {top}\nlogfile ""\nsave ""\nappendonly no\n'
+        + extra_config
     )
     values = {"config": config, "port": port, "directory": top, "rundir": top / "run"}
 
@@ -38,7 +40,12 @@ def redis(request: pytest.FixtureRequest, cluster: Cluster, scratch: Scratch, se
         except OSError:
             return False
 
-    return Server(cluster, MODES[request.param], values, "REDIS", answers, seen)
+    return Server(cluster, template, values, "REDIS", answers, seen)
+
+
+@pytest.fixture(params=sorted(MODES))
+def redis(request: pytest.FixtureRequest, cluster: Cluster, scratch: Scratch, seen: Seen) -> Server:
+    return redis_server(MODES[request.param], cluster, scratch, seen)
 
 
 def test_killed_redis_is_restarted_after_int_and_answers(redis: Server) -> None:

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 import struct
 from dataclasses import dataclass
 
-from rearm.monitors import keys, net
-from rearm.monitors.base import Options, Probe, ProbeEnv, Result, Target, error, ok, unknown
+from rearm.monitors import net, sql
+from rearm.monitors.base import Options, Probe, ProbeEnv, Result, Target, error, unknown
 from rearm.monitors.secrets import SecretError, read_secret
 from rearm.validate import Table
 
@@ -40,36 +39,18 @@ PACKET_MAX = 1 << 24
 
 @dataclass(frozen=True)
 class MysqlOptions(Options):
-    user: str
-    host: str = "127.0.0.1"
-    port: int = 3306
-    socket: str | None = None
-    database: str | None = None
-    password_file: str | None = None
-    query: str = "SELECT 1"
-    expect: re.Pattern[str] | None = None
+    login: sql.Login
 
     def build(self, env: ProbeEnv) -> Probe:
-        return MysqlProbe(self)
+        return MysqlProbe(self.login)
 
     def describe(self) -> str:
-        return f"mysql {self.user}@{self.socket or f'{self.host}:{self.port}'}"
+        o = self.login
+        return f"mysql {o.user}@{o.socket or f'{o.host}:{o.port}'}"
 
 
 def parse(t: Table) -> MysqlOptions:
-    keys.either(t, "host", "socket")
-    user = keys.text(t, "user", required=True)
-    assert user is not None
-    return MysqlOptions(
-        user=user,
-        host=keys.host(t, "host", "127.0.0.1"),
-        port=keys.port(t, "port", 3306) or 3306,
-        socket=keys.abs_path(t, "socket"),
-        database=keys.text(t, "database"),
-        password_file=keys.abs_path(t, "password_file"),
-        query=keys.text(t, "query") or "SELECT 1",
-        expect=keys.pattern(t, "expect"),
-    )
+    return MysqlOptions(sql.login(t, 3306))
 
 
 class MysqlError(Exception):
@@ -77,12 +58,12 @@ class MysqlError(Exception):
 
 
 class MysqlProbe:
-    def __init__(self, options: MysqlOptions) -> None:
-        self.options = options
+    def __init__(self, login: sql.Login) -> None:
+        self.login = login
         self.step = ""
 
     async def probe(self, target: Target, deadline: float) -> Result:
-        o = self.options
+        o = self.login
         try:
             password = read_secret(o.password_file) if o.password_file else ""
             self.step = "connecting"
@@ -100,14 +81,11 @@ class MysqlProbe:
             return error(str(e) or "not the MySQL protocol")
         except (OSError, EOFError) as e:
             what = net.describe_os_error(e) if isinstance(e, OSError) else "connection closed"
-            return error(f"{o.describe()}: {what}")
-        shown = "no rows" if value is None else repr(value)
-        if o.expect is not None and (value is None or not o.expect.search(value)):
-            return error(f"{o.query!r} returned {shown}, which does not match /{o.expect.pattern}/")
-        return ok(f"{o.query!r} returned {shown}")
+            return error(f"{MysqlOptions(o).describe()}: {what}")
+        return o.verdict(value)
 
     async def _login(self, wire: _Wire, password: str) -> None:
-        o = self.options
+        o = self.login
         greeting = await wire.receive()
         if greeting[0] != 10:
             raise MysqlError(f"not a MySQL greeting (protocol {greeting[0]})")

@@ -25,12 +25,11 @@ import base64
 import hashlib
 import hmac
 import os
-import re
 import struct
 from dataclasses import dataclass
 
-from rearm.monitors import keys, net
-from rearm.monitors.base import Options, Probe, ProbeEnv, Result, Target, error, ok, unknown
+from rearm.monitors import net, sql
+from rearm.monitors.base import Options, Probe, ProbeEnv, Result, Target, error, unknown
 from rearm.monitors.secrets import SecretError, read_secret
 from rearm.validate import Table
 
@@ -40,37 +39,19 @@ MESSAGE_MAX = 1 << 20
 
 @dataclass(frozen=True)
 class PgOptions(Options):
-    user: str
-    host: str = "127.0.0.1"
-    port: int = 5432
-    socket: str | None = None
-    database: str | None = None
-    password_file: str | None = None
-    query: str = "SELECT 1"
-    expect: re.Pattern[str] | None = None
+    login: sql.Login
 
     def build(self, env: ProbeEnv) -> Probe:
-        return PgProbe(self)
+        return PgProbe(self.login)
 
     def describe(self) -> str:
-        where = f"{self.socket}/.s.PGSQL.{self.port}" if self.socket else f"{self.host}:{self.port}"
-        return f"postgresql {self.user}@{where}"
+        o = self.login
+        where = f"{o.socket}/.s.PGSQL.{o.port}" if o.socket else f"{o.host}:{o.port}"
+        return f"postgresql {o.user}@{where}"
 
 
 def parse(t: Table) -> PgOptions:
-    keys.either(t, "host", "socket")
-    user = keys.text(t, "user", required=True)
-    assert user is not None
-    return PgOptions(
-        user=user,
-        host=keys.host(t, "host", "127.0.0.1"),
-        port=keys.port(t, "port", 5432) or 5432,
-        socket=keys.abs_path(t, "socket"),
-        database=keys.text(t, "database"),
-        password_file=keys.abs_path(t, "password_file"),
-        query=keys.text(t, "query") or "SELECT 1",
-        expect=keys.pattern(t, "expect"),
-    )
+    return PgOptions(sql.login(t, 5432))
 
 
 class PgError(Exception):
@@ -78,13 +59,13 @@ class PgError(Exception):
 
 
 class PgProbe:
-    def __init__(self, options: PgOptions) -> None:
-        self.options = options
+    def __init__(self, login: sql.Login) -> None:
+        self.login = login
         self.step = ""
         self._salted: dict[tuple[str, bytes, int], bytes] = {}  # SCRAM: PBKDF2 once, not per probe
 
     async def probe(self, target: Target, deadline: float) -> Result:
-        o = self.options
+        o = self.login
         path = f"{o.socket}/.s.PGSQL.{o.port}" if o.socket else None
         try:
             password = read_secret(o.password_file) if o.password_file else None
@@ -102,17 +83,14 @@ class PgProbe:
         except PgError as e:
             return error(str(e))
         except struct.error:
-            return error(f"{o.describe()}: not the PostgreSQL protocol")
+            return error(f"{PgOptions(o).describe()}: not the PostgreSQL protocol")
         except (OSError, EOFError) as e:
             what = net.describe_os_error(e) if isinstance(e, OSError) else "connection closed"
-            return error(f"{self.options.describe()}: {what}")
-        shown = "no rows" if value is None else repr(value)
-        if o.expect is not None and (value is None or not o.expect.search(value)):
-            return error(f"{o.query!r} returned {shown}, which does not match /{o.expect.pattern}/")
-        return ok(f"{o.query!r} returned {shown}")
+            return error(f"{PgOptions(o).describe()}: {what}")
+        return o.verdict(value)
 
     async def _login(self, s: _Session, password: str | None) -> None:
-        o = self.options
+        o = self.login
         params = {"user": o.user, "database": o.database or o.user}
         params["application_name"] = "rearm-monitor"
         body = struct.pack("!i", PROTOCOL_3) + b"".join(

@@ -15,11 +15,10 @@ EHLO; the probe ends with QUIT.
 from __future__ import annotations
 
 import asyncio
-import ssl
 from dataclasses import dataclass
 
-from rearm.monitors import keys, net
-from rearm.monitors.base import Options, Probe, ProbeEnv, Result, Target, error, ok
+from rearm.monitors import net
+from rearm.monitors.base import Options, Probe, ProbeEnv, Result, error, ok
 from rearm.validate import Table
 
 LINES_MAX = 100
@@ -27,30 +26,18 @@ LINES_MAX = 100
 
 @dataclass(frozen=True)
 class SmtpOptions(Options):
-    host: str = "127.0.0.1"
-    port: int = 25
+    where: net.Endpoint
     ehlo: bool = True
-    tls: bool = False
-    verify: bool = True
-    ca_file: str | None = None
 
     def build(self, env: ProbeEnv) -> Probe:
-        return SmtpProbe(self)
+        return SmtpProbe(self.where, self.ehlo)
 
     def describe(self) -> str:
-        return f"smtp{'s' * self.tls} {self.host}:{self.port}"
+        return self.where.describe("smtp")
 
 
 def parse(t: Table) -> SmtpOptions:
-    tls = t.bool_("tls", False)
-    return SmtpOptions(
-        host=keys.host(t, "host", "127.0.0.1"),
-        port=keys.port(t, "port", 465 if tls else 25) or 25,
-        ehlo=t.bool_("ehlo", True),
-        tls=tls,
-        verify=t.bool_("verify", True),
-        ca_file=keys.abs_path(t, "ca_file"),
-    )
+    return SmtpOptions(net.endpoint(t, 25, tls_port=465), ehlo=t.bool_("ehlo", True))
 
 
 async def reply(reader: asyncio.StreamReader) -> tuple[int, str]:
@@ -66,34 +53,21 @@ async def reply(reader: asyncio.StreamReader) -> tuple[int, str]:
     raise ConnectionError(f"a reply of more than {LINES_MAX} lines")
 
 
-class SmtpProbe:
-    def __init__(self, options: SmtpOptions) -> None:
-        self.options = options
-        self.step = ""
-        self._tls: ssl.SSLContext | None = None
-        if options.tls:
-            self._tls = net.tls_context(options.verify, options.ca_file)
+class SmtpProbe(net.Conversation):
+    def __init__(self, where: net.Endpoint, ehlo: bool) -> None:
+        super().__init__(where)
+        self.ehlo = ehlo
 
-    async def probe(self, target: Target, deadline: float) -> Result:
-        o = self.options
-        try:
-            self.step = "connecting"
-            async with net.connection(o.host, o.port, tls=self._tls) as (reader, writer):
-                self.step = "waiting for the greeting"
-                code, text = await reply(reader)
-                if code != 220:
-                    return error(f"greeting {code} {text}")
-                said = f"220 {text}"
-                if o.ehlo:
-                    writer.write(b"EHLO rearm-monitor\r\n")
-                    self.step = "waiting for the answer to EHLO"
-                    code, text = await reply(reader)
-                    if code != 250:
-                        return error(f"EHLO answered {code} {text}")
-                writer.write(b"QUIT\r\n")
-        except OSError as e:
-            return error(f"{o.host}:{o.port}: {net.describe_os_error(e)}")
-        return ok(said)
-
-    async def close(self) -> None:
-        return None
+    async def talk(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Result:
+        self.step = "waiting for the greeting"
+        code, text = await reply(reader)
+        if code != 220:
+            return error(f"greeting {code} {text}")
+        if self.ehlo:
+            writer.write(b"EHLO rearm-monitor\r\n")
+            self.step = "waiting for the answer to EHLO"
+            answer, said = await reply(reader)
+            if answer != 250:
+                return error(f"EHLO answered {answer} {said}")
+        writer.write(b"QUIT\r\n")
+        return ok(f"220 {text}")
