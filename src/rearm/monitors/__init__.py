@@ -6,7 +6,8 @@
     state.py     one monitor's state machine (pure): normal, warning, error, suspended, offline
     schedule.py  the asyncio scheduler: intervals, deadlines, slots, jitter; events out
     beats.py     heartbeat timing (pure); notify.py: the NOTIFY_SOCKET receiver
-    child.py offload.py procfs.py net.py keys.py secrets.py   the kinds' shared edges
+    keys.py sql.py secrets.py             reading settings (pure), database logins, passwords
+    net.py child.py offload.py procfs.py  the kinds' I/O edges: streams, processes, threads, /proc
 
 Nothing here imports the daemon, the API or the web Manager: the daemon adapts to this
 package (it reports targets starting and stopping, and acts on the fault events).
