@@ -10,6 +10,7 @@ the events it would hand to the daemon (the fault that will become the target's 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -61,7 +62,8 @@ async def test_postgresql_stopped_with_sigstop_times_out_then_recovers(postgres:
         stopped = [p.pid for p in procfs.tree(procfs.all_stats(), main)]
         assert len(stopped) > 3
         for pid in stopped:
-            os.kill(pid, signal.SIGSTOP)
+            with contextlib.suppress(ProcessLookupError):  # a backend that just ended
+                os.kill(pid, signal.SIGSTOP)
         try:
             await rec.until(rec.faults, timeout=15, what="the fault")
             [fault] = rec.faults()
@@ -70,8 +72,10 @@ async def test_postgresql_stopped_with_sigstop_times_out_then_recovers(postgres:
             )
             assert all(r.latency == 0.5 for r in rec.results[-2:])
         finally:
-            for pid in stopped:
-                os.kill(pid, signal.SIGCONT)
+            # The postmaster last: once it runs it reaps the backends that had ended.
+            for pid in reversed(stopped):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
         await rec.until(lambda: rec.states()[-1] == "normal", timeout=15)
     assert rec.states() == ["normal", "error", "normal"]
     assert await asyncio.to_thread(postgres.answers)
