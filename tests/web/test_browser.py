@@ -1,7 +1,8 @@
 """The Manager in a real browser (Debian's chromium, driven by Playwright), as an operator uses
 it: log in, see the group online in green, watch a crash being recovered live, stop the group,
-edit its start script, start it again, change a property. The screenshots in docs/screenshots/
-are taken here (REARM_SCREENSHOTS=DIR puts them elsewhere).
+edit its start script, start it again, change a property. The screenshots are taken here, into
+a temporary folder; `REARM_SCREENSHOTS=docs/screenshots` refreshes the ones the docs show (a
+test run never changes the checkout by itself).
 
 Every wait is on a condition (Playwright's expect and wait_for, with deadlines), never a sleep.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ from tests.integration.harness import wait_for
 from .manager import ADMIN, GROUP, VIEWER, WATCH, Manager, wait_event
 
 SHOTS = Path(
-    os.environ.get("REARM_SCREENSHOTS") or Path(__file__).parents[2] / "docs" / "screenshots"
+    os.environ.get("REARM_SCREENSHOTS") or Path(tempfile.gettempdir()) / "rearm-screenshots"
 )
 GREEN = "rgb(31, 122, 54)"  # --green in manager.css: the guide's "icon should be Green"
 
