@@ -113,7 +113,10 @@ def _load(home: Home, req: LoadRequest) -> int:
         # An application starts with its caller's environment, as if run from that shell.
         "env": dict(os.environ) if req.argv is not None else {},
     }
-    call(home.socket, "armload", request)
+    result = call(home.socket, "armload", request)
+    message = result.get("message") if isinstance(result, dict) else None
+    if message:  # e.g. /A of a service another watch holds: nothing was changed
+        print(f"armload: {message}")
     return 0
 
 

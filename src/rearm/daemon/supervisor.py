@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rearm import policy
+from rearm import claims, policy
 from rearm.api.server import ApiError
 from rearm.backends import pidfile, process
 from rearm.backends.process import Proc, SpawnError
@@ -105,6 +105,7 @@ class Runtime:
     request_json_for: LoadRequest | None = None
     unit: str | None = None  # the systemd unit, when systemd runs the target (units.py)
     unit_unwatch: Callable[[], None] | None = None
+    claims: claims.Claims | None = None  # what it holds (claims.py); None: not looked up yet
 
     def state(self) -> WatchState:
         """Read afresh: the state changes while a coroutine awaits."""
@@ -197,6 +198,21 @@ class Supervisor:
             again = self.runtimes.get(key)
             if again is not None and again.watch.state.is_alive:  # armloaded while we asked
                 raise ApiError(f"watch ID '{req.watch_id}' is already in use by a live watch")
+        wanted = claims.claims_of(
+            req.service,
+            service.pidfile if service is not None else None,
+            unit.name if unit is not None else None,
+        )
+        held = self._held(wanted)
+        if held is not None:
+            assert req.service is not None
+            if not req.adopt:
+                raise ApiError(claims.refusal(req.watch_id, req.service, held))
+            return {
+                "id": held.watch_id,
+                "state": held.state,
+                "message": claims.already_watched(req.service, held),
+            }
         running = self._find_running(req, service) if unit is None else None
         if unit is not None and self.units.running(unit) and not req.adopt:
             raise ApiError(
@@ -215,6 +231,7 @@ class Supervisor:
                 req.watch_id, req, group, instance=uuid.uuid4().hex, hour=self.hour_seconds
             ),
             env=_clean_env(env),
+            claims=wanted,
         )
         self.runtimes[key] = rt
         if unit is not None:
@@ -282,6 +299,31 @@ class Supervisor:
                 f"{self.home.service_file(req.service)} (see SPEC §2 for its keys)"
             )
         return service
+
+    def _held(self, wanted: claims.Claims) -> claims.Holder | None:
+        """The live watch that already holds any of `wanted` (a service, unit or pid file)."""
+        if not wanted:
+            return None
+        return claims.holder(
+            wanted,
+            (
+                (rt.watch.watch_id, rt.watch.group, rt.watch.state.value, self._claims(rt))
+                for rt in list(self.runtimes.values())
+                if rt.watch.state.is_alive
+            ),
+        )
+
+    def _claims(self, rt: Runtime) -> claims.Claims:
+        """What rt holds; looked up once (after a daemon restart, from its definition now)."""
+        if rt.claims is None:
+            req = rt.watch.request
+            pidfile = None
+            if req.service is not None and rt.unit is None:
+                with contextlib.suppress(ApiError):
+                    service = self._service_def(req)
+                    pidfile = service.pidfile if service is not None else None
+            rt.claims = claims.claims_of(req.service, pidfile, rt.unit)
+        return rt.claims
 
     def _watched_pids(self) -> set[int]:
         return {rt.watch.pid for rt in self.runtimes.values() if rt.watch.pid is not None}
