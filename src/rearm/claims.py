@@ -66,7 +66,4 @@ def refusal(new_watch: str, service: str, h: Holder) -> str:
 
 def already_watched(service: str, h: Holder) -> str:
     """What armload /A says when the service is already watched: nothing is changed."""
-    return (
-        f"{h.claim} is already watched by {h.watch_id} ({h.where()}, {h.state}): "
-        "nothing changed"
-    )
+    return f"{h.claim} is already watched by {h.watch_id} ({h.where()}, {h.state}): nothing changed"

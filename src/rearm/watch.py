@@ -8,10 +8,16 @@ here touches a process, a file or a clock; `now` is always passed in.
         \\                 \\------exit--> ESCALATED (over /R: final action)
          \\                 \\-----exit--> STOPPED | FAILED (no /R)
           '--armkill--> STOPPING --exit--> (forgotten)
+
+Why a target ended is decided in one place, `classify_end`: a crash of a service that had
+started counts toward /R; a fault of the configuration (the program cannot be run, or it exits
+by itself within STARTUP_GRACE of every start) stops the watch as FAILED with a critical event
+and counts nothing, so a typo never walks /R into a reboot of a healthy server.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 
 from rearm import policy
@@ -92,6 +98,39 @@ Effect = (
 )
 
 
+# --- why a target ended ---------------------------------------------------------------------
+# A start lasts this long before an exit of the target's own counts as a crash (systemd's
+# "start" vs "main process exited" distinction; the guide's services start within a second).
+STARTUP_GRACE = 1.0
+# Exit statuses that mean "the program could not be run" (POSIX shells and env(1): 126 found
+# but not executable, 127 not found; env -C: 125 could not change directory).
+CANNOT_RUN_STATUSES = frozenset({125, 126, 127})
+
+
+class EndCause(enum.Enum):
+    CRASH = "crash"  # counts toward /R
+    CONFIGURATION = "configuration"  # the watch fails; nothing is counted
+
+
+def classify_end(
+    *, could_not_start: bool, exit_status: int | None, uptime: float | None, ran: bool
+) -> EndCause:
+    """Why a target ended: the rule of SPEC §4 "configuration faults" (docs/spec-additions.md).
+
+    `could_not_start`: the start itself failed (program missing or not executable, unknown
+    user, definition missing or invalid). `exit_status`: the status it exited with by itself
+    (None: killed by a signal, or unknown). `uptime`: seconds since this start (None: unknown,
+    e.g. adopted). `ran`: some start of this watch has lasted (ready, or up STARTUP_GRACE s).
+    """
+    if could_not_start:
+        return EndCause.CONFIGURATION
+    if exit_status is None or uptime is None or uptime >= STARTUP_GRACE:
+        return EndCause.CRASH
+    if exit_status in CANNOT_RUN_STATUSES or not ran:
+        return EndCause.CONFIGURATION
+    return EndCause.CRASH
+
+
 class InvalidTransition(RuntimeError):
     """An input that the current state does not accept (a bug, or a stale callback)."""
 
@@ -113,13 +152,21 @@ class Watch:
     detail: str | None = None
     restart_due: policy.Time | None = None  # persisted, so a restarted daemon keeps the delay
     hour: float = policy.SECONDS_PER_HOUR  # the length of /H's hour; shortened by tests only
+    # Some start of this armload has lasted (classify_end). Not persisted: a watch rebuilt
+    # after a daemon restart is taken to have run, so its exits count as before.
+    ran: bool = True
+    started_at: policy.Time | None = None  # this start's moment (None: adopted or unknown)
 
     # --- inputs -------------------------------------------------------------------------------
-    def started(self, pid: int, ready: bool) -> list[Effect]:
-        """The process runs (spawned or adopted); `ready` when nothing more is awaited."""
+    def started(self, pid: int, ready: bool, now: policy.Time | None = None) -> list[Effect]:
+        """The process runs (spawned at `now`, or adopted: None); `ready` when nothing more is
+        awaited."""
         self._expect("started", S.STARTING)
         self.pid = pid
         self.detail = None
+        self.started_at = now
+        if now is None:
+            self.ran = True  # it ran before rearm saw it
         if ready:
             return self._to(S.RUNNING)
         return []
@@ -128,26 +175,53 @@ class Watch:
         self._expect("became_ready", S.STARTING)
         if self.pid is None:
             raise InvalidTransition(f"{self.watch_id}: ready without a running process")
+        self.ran = True  # it answered: it started
         return self._to(S.RUNNING)
 
-    def exited(self, now: policy.Time, detail: str, clean: bool, seen: bool = True) -> list[Effect]:
+    def exited(
+        self,
+        now: policy.Time,
+        detail: str,
+        clean: bool,
+        seen: bool = True,
+        exit_status: int | None = None,
+    ) -> list[Effect]:
         """The main process ended. In STOPPING that is the armkill completing; else a fault.
 
         `seen` is False when the end was not witnessed (it happened while no daemon ran): the
         pid may since belong to someone else, so its process group is not touched.
+        `exit_status`: the status it exited with by itself (None: a signal, or unknown).
         """
         self._expect("exited", S.STARTING, S.RUNNING, S.STOPPING)
         pid, self.pid = self.pid, None
         if self.state is S.STOPPING:
             self.detail = detail
             return []  # stop_finished() ends the watch once the whole group is gone
-        return self._fault(now, detail, clean, leftovers_of=pid if seen else None)
+        uptime = None if self.started_at is None else -policy.until(now, self.started_at)
+        if uptime is not None and uptime >= STARTUP_GRACE:
+            self.ran = True
+        cause = classify_end(
+            could_not_start=False, exit_status=exit_status, uptime=uptime, ran=self.ran
+        )
+        return self._fault(now, detail, clean, leftovers_of=pid if seen else None, cause=cause)
 
-    def start_failed(self, now: policy.Time, detail: str) -> list[Effect]:
-        """Spawning failed (missing program, bad user...): a fault like any other end."""
+    def start_failed(
+        self,
+        now: policy.Time,
+        detail: str,
+        *,
+        cannot_run: bool = False,
+        exit_status: int | None = None,
+    ) -> list[Effect]:
+        """The start failed. `cannot_run`: the program could not be run at all (missing, not
+        executable, unknown user, no definition...). Else a forking daemon's start command
+        exited (with `exit_status`), or its pid file named no live process in time."""
         self._expect("start_failed", S.STARTING)
         self.pid = None
-        return self._fault(now, detail, clean=False, leftovers_of=None)
+        cause = classify_end(
+            could_not_start=cannot_run, exit_status=exit_status, uptime=0.0, ran=self.ran
+        )
+        return self._fault(now, detail, clean=False, leftovers_of=None, cause=cause)
 
     def restart_due_now(self) -> list[Effect]:
         self._expect("restart_due_now", S.RESTARTING)
@@ -201,13 +275,36 @@ class Watch:
 
     # --- internals ----------------------------------------------------------------------------
     def _fault(
-        self, now: policy.Time, detail: str, clean: bool, leftovers_of: int | None
+        self,
+        now: policy.Time,
+        detail: str,
+        clean: bool,
+        leftovers_of: int | None,
+        cause: EndCause = EndCause.CRASH,
     ) -> list[Effect]:
+        retry = self.request.policy.retry
+        if cause is EndCause.CONFIGURATION and retry is not None:
+            # Not a crash of the service: restarting cannot help and counting it would walk
+            # /R into the final action. The watch fails and says why, loudly.
+            self.detail = f"configuration fault: {detail}"
+            effects: list[Effect] = []
+            if leftovers_of is not None:
+                effects.append(KillLeftovers(leftovers_of))
+            effects.append(
+                Emit(
+                    "config_fault",
+                    "critical",
+                    f"{self.watch_id} cannot run: {detail}. A fault of its configuration, "
+                    f"not of the service: not restarted, not counted toward /R {retry}, no "
+                    f"final action. Fix it, then 'rearm restart {self.watch_id}'",
+                )
+            )
+            return effects + self._to(S.FAILED)
         self.detail = detail
         self.fault_times = policy.prune(
             now, [*self.fault_times, now], self.request.policy, self.hour
         )
-        effects: list[Effect] = [RecordFault(now, detail)]
+        effects = [RecordFault(now, detail)]
         if leftovers_of is not None:
             effects.append(KillLeftovers(leftovers_of))
         decision = policy.decide(now, self.fault_times, self.request.policy, self.hour)

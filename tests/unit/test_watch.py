@@ -782,3 +782,85 @@ def test_became_ready_needs_a_process() -> None:
     w.started(4321, ready=False)
     w.became_ready()
     assert w.state is S.RUNNING and w.pid == 4321
+
+
+# --- configuration faults (issue 13) --------------------------------------------------------
+
+
+def test_classify_end_the_rule() -> None:
+    from rearm.watch import EndCause, classify_end
+
+    crash, config = EndCause.CRASH, EndCause.CONFIGURATION
+    # The program could not be run at all: always the configuration.
+    assert classify_end(could_not_start=True, exit_status=None, uptime=None, ran=True) is config
+    # Killed by a signal: a crash, however early.
+    assert classify_end(could_not_start=False, exit_status=None, uptime=0.1, ran=False) is crash
+    # Exited by itself within the grace time of every start so far: the configuration.
+    assert classify_end(could_not_start=False, exit_status=1, uptime=0.2, ran=False) is config
+    assert classify_end(could_not_start=False, exit_status=0, uptime=0.2, ran=False) is config
+    # ...but once a start has lasted, an early exit is the service failing: it counts.
+    assert classify_end(could_not_start=False, exit_status=1, uptime=0.2, ran=True) is crash
+    # "cannot run" statuses of a shell or env(1), early: the configuration even after a run.
+    for status in (125, 126, 127):
+        assert (
+            classify_end(could_not_start=False, exit_status=status, uptime=0.2, ran=True) is config
+        )
+    # A start that lasted the grace time is a crash whatever the status; unknown uptime too.
+    assert classify_end(could_not_start=False, exit_status=127, uptime=1.0, ran=False) is crash
+    assert classify_end(could_not_start=False, exit_status=1, uptime=None, ran=False) is crash
+
+
+def _fresh(retry: int = 1) -> Watch:
+    w = make(retry=retry)
+    w.ran = False  # as armload makes it
+    return w
+
+
+def test_a_program_that_cannot_run_fails_the_watch_without_counting() -> None:
+    w = running(retry=1)
+    w.exited(T0, "killed by SIGKILL", clean=False)  # a crash: counted, restarted
+    assert w.fault_times == [T0] and w.state is S.RESTARTING
+    w.restart_due_now()
+    effects = w.start_failed(T0 + 1, "cannot start: /opt/app: no such file", cannot_run=True)
+    assert only(effects, RecordFault) == [] and only(effects, FireFinalAction) == []
+    [emit] = only(effects, Emit)
+    assert (emit.kind, emit.severity) == ("config_fault", "critical")
+    assert "not counted" in emit.message and "rearm restart WEB" in emit.message
+    assert w.state is S.FAILED and w.fault_times == [T0]
+    assert w.detail == "configuration fault: cannot start: /opt/app: no such file"
+
+
+def test_an_exit_within_the_grace_of_every_start_is_the_configuration() -> None:
+    w = _fresh(retry=1)
+    w.started(10, ready=True, now=T0)
+    effects = w.exited(T0 + 0.3, "exit status 1", clean=False, exit_status=1)
+    assert kinds(effects) == [KillLeftovers, Emit] and w.state is S.FAILED
+    assert w.fault_times == []
+
+
+def test_an_exit_after_a_lasting_start_counts() -> None:
+    w = _fresh(retry=1)
+    w.started(10, ready=True, now=T0)
+    w.exited(T0 + 5, "exit status 1", clean=False, exit_status=1)  # ran 5 s: a crash
+    assert w.state is S.RESTARTING and w.fault_times == [T0 + 5]
+    w.restart_due_now()
+    w.started(11, ready=True, now=T0 + 6)
+    effects = w.exited(T0 + 6.2, "exit status 1", clean=False, exit_status=1)  # early, but ran
+    assert only(effects, FireFinalAction) == [FireFinalAction(2)]
+    assert state_of(w) is S.ESCALATED
+
+
+def test_a_ready_answer_is_a_lasting_start() -> None:
+    w = _fresh(retry=1)
+    w.started(10, ready=False, now=T0)
+    w.became_ready()
+    w.exited(T0 + 0.5, "exit status 3", clean=False, exit_status=3)
+    assert w.state is S.RESTARTING and len(w.fault_times) == 1
+
+
+def test_without_retry_a_configuration_fault_ends_as_before() -> None:
+    w = make(retry=None)
+    w.ran = False
+    w.started(10, ready=True, now=T0)
+    effects = w.exited(T0 + 0.1, "exit status 3", clean=False, exit_status=3)
+    assert kinds(effects) == [RecordFault, KillLeftovers, Emit] and w.state is S.FAILED

@@ -107,6 +107,7 @@ def spawn(
         # A wrapper would start, then fail to exec the program: a fault later instead of a
         # clear refusal now. Unwrapped, posix_spawn itself fails and _why_not explains it.
         _check_program(program)
+        _check_ids(user, group)
     # posix_spawn (vfork + exec) is the fastest way to start a process from Python, but cannot
     # change directory or identity; small exec wrappers do that without a shell in between.
     full = list(argv)
@@ -176,6 +177,24 @@ def _check_program(program: str) -> None:
         raise SpawnError(errno.EACCES, f"{program}: not an executable file")
 
 
+def _check_ids(user: str | None, group: str | None) -> None:
+    """Raise SpawnError for a user or group this machine does not know (setpriv would start,
+    then exit 1: a fault later instead of a clear reason now)."""
+    import grp
+    import pwd
+
+    try:
+        if user is not None and not user.isdigit():
+            pwd.getpwnam(user)
+    except KeyError:
+        raise SpawnError(errno.EINVAL, f"no such user '{user}'") from None
+    try:
+        if group is not None and not group.isdigit():
+            grp.getgrnam(group)
+    except KeyError:
+        raise SpawnError(errno.EINVAL, f"no such group '{group}'") from None
+
+
 def _primary_group(user: str) -> str:
     import pwd
 
@@ -188,13 +207,20 @@ def _primary_group(user: str) -> str:
 
 def reap(pidfd: int) -> tuple[str, bool] | None:
     """Read the exit of a child through its pidfd: (description, clean), or None if not ours."""
+    ended = reap_status(pidfd)
+    return None if ended is None else ended[:2]
+
+
+def reap_status(pidfd: int) -> tuple[str, bool, int | None] | None:
+    """`reap`, plus the exit status when the child exited by itself (None: a signal)."""
     try:
         result = os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG)
     except ChildProcessError:
         return None  # adopted: not our child, the status belongs to someone else
     if result is None:
         return None
-    return describe_exit(result.si_code, result.si_status)
+    detail, clean = describe_exit(result.si_code, result.si_status)
+    return detail, clean, result.si_status if result.si_code == os.CLD_EXITED else None
 
 
 def describe_exit(code: int, status: int) -> tuple[str, bool]:

@@ -228,7 +228,12 @@ class Supervisor:
             self._forget(existing)
         rt = Runtime(
             watch=Watch(
-                req.watch_id, req, group, instance=uuid.uuid4().hex, hour=self.hour_seconds
+                req.watch_id,
+                req,
+                group,
+                instance=uuid.uuid4().hex,
+                hour=self.hour_seconds,
+                ran=False,  # until a start lasts (watch.classify_end)
             ),
             env=_clean_env(env),
             claims=wanted,
@@ -402,7 +407,9 @@ class Supervisor:
             reason = e.strerror if isinstance(e, SpawnError) else str(e)
             if first:
                 return str(reason)
-            self._apply(rt, w.start_failed(self.clock(), f"cannot start: {reason}"))
+            self._apply(
+                rt, w.start_failed(self.clock(), f"cannot start: {reason}", cannot_run=True)
+            )
             return None
         if service is not None and service.pidfile is not None:
             self._apply(
@@ -428,7 +435,7 @@ class Supervisor:
                 "watch_start", "info", f"started {w.watch_id}: {w.request.target} (pid {proc.pid})"
             )
         ]
-        effects += w.started(proc.pid, ready=ready_check is None)
+        effects += w.started(proc.pid, ready=ready_check is None, now=self.clock())
         self._apply(rt, effects)
         self._listen(rt)
         if ready_check is not None:
@@ -488,14 +495,17 @@ class Supervisor:
         try:
             while not rt.forgotten:
                 if launcher_fd is not None:
-                    ended = process.reap(launcher_fd)
+                    ended = process.reap_status(launcher_fd)
                     if ended is not None:
                         os.close(launcher_fd)
                         launcher_fd = None
                         if not ended[1]:
-                            self._apply(
-                                rt, w.start_failed(self.clock(), f"the start command {ended[0]}")
+                            failed = w.start_failed(
+                                self.clock(),
+                                f"the start command {ended[0]}",
+                                exit_status=ended[2],
                             )
+                            self._apply(rt, failed)
                             return
                 found = pidfile.verified(
                     service.pidfile, service.command[0], not_before=launcher.start
@@ -539,7 +549,7 @@ class Supervisor:
         effects: list[Effect] = [
             Emit("watch_follow", "info", f"{w.watch_id}: {service.pidfile} names pid {found.pid}")
         ]
-        effects += w.started(found.pid, ready=service.ready is None)
+        effects += w.started(found.pid, ready=service.ready is None, now=self.clock())
         self._apply(rt, effects)
         self._listen(rt)
         if service.ready is not None:
@@ -619,15 +629,16 @@ class Supervisor:
     def _exited(self, rt: Runtime) -> list[Effect] | None:
         """Reap rt's target and let its watch decide; None when there is nothing to apply."""
         assert rt.pidfd is not None
-        outcome = process.reap(rt.pidfd)
+        outcome = process.reap_status(rt.pidfd)
         self._unlisten(rt)
-        detail, clean = outcome or (
+        detail, clean, status = outcome or (
             "ended (exit status unknown: not started by this daemon)",
             False,
+            None,
         )
         rt.main_exited.set()
         try:
-            return rt.watch.exited(self.clock(), detail, clean)
+            return rt.watch.exited(self.clock(), detail, clean, exit_status=status)
         except InvalidTransition:
             log.exception("exit of %s ignored", rt.watch.watch_id)
             return None

@@ -104,7 +104,10 @@ class UnitDriver:
             if first:
                 return str(e)
             if not rt.forgotten and rt.watch.state is S.STARTING:
-                self.sup._apply(rt, rt.watch.start_failed(self.sup.clock(), f"cannot start: {e}"))
+                failed = rt.watch.start_failed(
+                    self.sup.clock(), f"cannot start: {e}", cannot_run=True
+                )
+                self.sup._apply(rt, failed)
             return None
         if rt.forgotten or rt.watch.state is not S.STARTING:
             return None
