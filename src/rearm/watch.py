@@ -8,6 +8,8 @@ here touches a process, a file or a clock; `now` is always passed in.
         \\                 \\------exit--> ESCALATED (over /R: final action)
          \\                 \\-----exit--> STOPPED | FAILED (no /R)
           '--armkill--> STOPPING --exit--> (forgotten)
+    rearm restart: RUNNING | STOPPED | FAILED | ESCALATED --> RESTARTING (the target stopped,
+                   nothing counted) --> STARTING
 
 Why a target ended is decided in one place, `classify_end`: a crash of a service that had
 started counts toward /R; a fault of the configuration (the program cannot be run, or it exits
@@ -192,11 +194,15 @@ class Watch:
         pid may since belong to someone else, so its process group is not touched.
         `exit_status`: the status it exited with by itself (None: a signal, or unknown).
         """
-        self._expect("exited", S.STARTING, S.RUNNING, S.STOPPING)
+        self._expect("exited", S.STARTING, S.RUNNING, S.STOPPING, S.RESTARTING)
+        if self.state is S.RESTARTING and self.pid is None:
+            raise InvalidTransition(f"{self.watch_id}: exited while waiting to restart")
         pid, self.pid = self.pid, None
-        if self.state is S.STOPPING:
+        if self.state in (S.STOPPING, S.RESTARTING):
+            # armkill or `rearm restart` ending it: stop_finished() or restart_due_now() next,
+            # once the whole group is gone.
             self.detail = detail
-            return []  # stop_finished() ends the watch once the whole group is gone
+            return []
         uptime = None if self.started_at is None else -policy.until(now, self.started_at)
         if uptime is not None and uptime >= STARTUP_GRACE:
             self.ran = True
@@ -235,6 +241,27 @@ class Watch:
         effects.append(RunRecoverScript() if self.request.policy.script else Spawn())
         return effects
 
+    def restart_requested(self, timeout: int) -> list[Effect]:
+        """`rearm restart`: stop the target (like armkill, SIGKILL after `timeout` s) and start
+        it again. An operator's act, not a fault: nothing is counted. A watch that has ended
+        (stopped, failed, escalated) is started again; one waiting out /INT restarts now."""
+        if self.state is S.STOPPING or (self.state is S.STARTING and self.pid is None):
+            raise InvalidTransition(f"{self.watch_id} is {self.state.value}: try again shortly")
+        if self.state is S.RESTARTING and self.pid is not None:
+            raise InvalidTransition(f"{self.watch_id} is already being restarted")
+        waiting = self.state is S.RESTARTING
+        effects: list[Effect] = [
+            Emit("watch_restart", "info", f"{self.watch_id}: restart asked by an operator")
+        ]
+        if waiting:
+            effects.append(CancelRestart())
+        else:
+            effects += self._to(S.RESTARTING)
+        if self.pid is not None:
+            effects.append(StopTarget(timeout))  # then restart_due_now(), once it is gone
+            return effects
+        return effects + self.restart_due_now()
+
     def stop_finished(self, detail: str) -> list[Effect]:
         """armkill is done: the target and its process group are gone."""
         self._expect("stop_finished", S.STOPPING)
@@ -252,7 +279,7 @@ class Watch:
         if self.state is S.STOPPING:
             raise InvalidTransition(f"{self.watch_id} is already being stopped")
         effects: list[Effect] = []
-        if self.state is S.RESTARTING:
+        if self.state is S.RESTARTING and self.pid is None:
             effects.append(CancelRestart())
         if leave_running or self.pid is None:
             effects.append(
@@ -354,9 +381,11 @@ class Watch:
 TRANSITIONS: dict[WatchState, frozenset[WatchState]] = {
     S.STARTING: frozenset({S.RUNNING, S.RESTARTING, S.ESCALATED, S.STOPPED, S.FAILED, S.STOPPING}),
     S.RUNNING: frozenset({S.RESTARTING, S.ESCALATED, S.STOPPED, S.FAILED, S.STOPPING}),
-    S.RESTARTING: frozenset({S.STARTING}),
+    # RESTARTING -> STOPPING: armkill while `rearm restart` stops the target.
+    S.RESTARTING: frozenset({S.STARTING, S.STOPPING}),
     S.STOPPING: frozenset(),
-    S.STOPPED: frozenset(),
-    S.FAILED: frozenset(),
-    S.ESCALATED: frozenset(),
+    # An ended watch starts again only when an operator asks (`rearm restart`).
+    S.STOPPED: frozenset({S.RESTARTING}),
+    S.FAILED: frozenset({S.RESTARTING}),
+    S.ESCALATED: frozenset({S.RESTARTING}),
 }

@@ -59,9 +59,8 @@ def test_two_definitions_sharing_a_pid_file_are_one_service(
     script.write_text(FORKER)
     pidfile = tmp_path / "shared.pid"
     for name in ("forky", "forky2"):
-        cluster.write_service(
-            name, f'command = ["{sys.executable}", "{script}", "{pidfile}"]\npidfile = "{pidfile}"\n'
-        )
+        command = f'command = ["{sys.executable}", "{script}", "{pidfile}"]\n'
+        cluster.write_service(name, command + f'pidfile = "{pidfile}"\n')
     cluster.ok("armload", "F1", "/S", "/R", "1", "/WAIT", "20", "forky")
     pid = cluster.wait_running("F1")["pid"]
     r = cluster.run("armload", "F2", "/S", "/R", "1", "/WAIT", "20", "forky2")

@@ -587,9 +587,13 @@ def test_every_state_is_reachable_from_starting() -> None:
     assert seen == set(WatchState)
 
 
-@pytest.mark.parametrize("state", [*TERMINAL, S.STOPPING])
-def test_terminal_states_have_no_exits(state: WatchState) -> None:
-    assert TRANSITIONS[state] == frozenset()
+@pytest.mark.parametrize("state", TERMINAL)
+def test_terminal_states_leave_only_by_an_operators_restart(state: WatchState) -> None:
+    assert TRANSITIONS[state] == frozenset({S.RESTARTING})
+
+
+def test_stopping_has_no_exits() -> None:
+    assert TRANSITIONS[S.STOPPING] == frozenset()
 
 
 def test_terminal_states_are_not_alive_and_the_others_are() -> None:
@@ -597,8 +601,8 @@ def test_terminal_states_are_not_alive_and_the_others_are() -> None:
         assert state.is_alive == (state not in TERMINAL)
 
 
-def test_restarting_only_leads_back_to_starting() -> None:
-    assert TRANSITIONS[S.RESTARTING] == frozenset({S.STARTING})
+def test_restarting_only_leads_back_to_starting_or_to_armkill() -> None:
+    assert TRANSITIONS[S.RESTARTING] == frozenset({S.STARTING, S.STOPPING})
 
 
 def test_no_state_leads_to_itself() -> None:
@@ -864,3 +868,40 @@ def test_without_retry_a_configuration_fault_ends_as_before() -> None:
     w.started(10, ready=True, now=T0)
     effects = w.exited(T0 + 0.1, "exit status 3", clean=False, exit_status=3)
     assert kinds(effects) == [RecordFault, KillLeftovers, Emit] and w.state is S.FAILED
+
+
+# --- rearm restart ---------------------------------------------------------------------------
+
+
+def test_restart_of_a_running_watch_stops_then_starts_without_a_fault() -> None:
+    w = running(pid=100, retry=1)
+    effects = w.restart_requested(40)
+    assert kinds(effects) == [Emit, StopTarget] and w.state is S.RESTARTING and w.pid == 100
+    assert w.exited(T0, "killed by SIGTERM", clean=False) == []  # its end is the stop, not a fault
+    assert w.pid is None and w.fault_times == []
+    assert kinds(w.restart_due_now())[-1] is Spawn
+    assert w.state is S.STARTING and w.restarts == 1
+    with pytest.raises(InvalidTransition):
+        w.restart_requested(40)  # starting, no process yet
+
+
+@pytest.mark.parametrize("ended", ["clean", "failed", "escalated"])
+def test_restart_of_an_ended_watch_starts_it_again(ended: str) -> None:
+    w = running(pid=100, retry=None if ended != "escalated" else 1)
+    if ended == "escalated":
+        w.exited(T0, "x", clean=False)
+        w.restart_due_now()
+        w.started(101, ready=True)
+        w.exited(T0 + 1, "x", clean=False)
+    else:
+        w.exited(T0, "x", clean=ended == "clean")
+    assert w.state in TERMINAL
+    effects = w.restart_requested(40)
+    assert kinds(effects)[-1] is Spawn and w.state is S.STARTING
+
+
+def test_restart_while_waiting_out_the_interval_restarts_now() -> None:
+    w = running(pid=100, retry=2, interval=60)
+    w.exited(T0, "x", clean=False)
+    effects = w.restart_requested(40)
+    assert kinds(effects) == [Emit, CancelRestart, Emit, Spawn] and w.state is S.STARTING

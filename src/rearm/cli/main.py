@@ -192,13 +192,25 @@ def cmd_group_delete(args: argparse.Namespace) -> int:
 
 def cmd_group_start(args: argparse.Namespace) -> int:
     result = _api(args, "group_start", {"group": args.name})
-    print(f"group {args.name} is {result['state']}")
+    print(result.get("message") or f"group {args.name} is {result['state']}")
     return 0
 
 
 def cmd_group_stop(args: argparse.Namespace) -> int:
     result = _api(args, "group_stop", {"group": args.name})
     print(result.get("message") or f"group {args.name} is {result['state']}")
+    return 0
+
+
+def cmd_group_restart(args: argparse.Namespace) -> int:
+    """Stop, then start: the guide's offline-online, in one command."""
+    cmd_group_stop(args)
+    return cmd_group_start(args)
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    result = _api(args, "restart", {"watch_id": args.watch_id, "timeout": args.timeout})
+    print(result["message"])
     return 0
 
 
@@ -255,45 +267,31 @@ def cmd_group_edit(args: argparse.Namespace) -> int:
 
 # --- status and log ---------------------------------------------------------------------------
 def _watch_line(w: dict[str, Any]) -> str:
-    policy = f"/R {w['retry']}" if w["retry"] else "no restart"
-    if w["retry"] and w["hours"]:
-        policy += f" /H {w['hours']}"
-    if w["retry"]:
-        policy += f" /INT {w['interval']}"
-    pid = w["pid"] if w["pid"] is not None else "-"
-    state = w["state"] + (" (stopping)" if w.get("stopping") else "")
-    line = (
-        f"{w['id']:<16} {state:<11} pid {pid!s:<8} restarts {w['restarts']:<3} "
-        f"faults {w['faults_in_window']:<3} {policy:<20} {w['target']}"
-    )
-    if w.get("detail") and w["state"] != "running":
-        line += f"  [{w['detail']}]"
-    return line
+    from rearm.cli.status_text import watch_line
+
+    return watch_line(w)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from rearm.cli import status_text
+
     status = _api(args, "status")
+    if args.name:
+        chosen = status_text.select(status, args.name)
+        if chosen is None:
+            raise CommandError(f"no group or watch named '{args.name}' (see 'rearm status')")
+        if args.json:
+            _print_json(chosen.get("watch") or chosen["group"])
+        elif "watch" in chosen:
+            where = f"group {chosen['group']}" if chosen["group"] else "no group"
+            print(f"{_watch_line(chosen['watch'])}  ({where})")
+        else:
+            print("\n".join(status_text.group_lines(chosen["group"], indent="")))
+        return 0
     if args.json:
         _print_json(status)
         return 0
-    c = status["cluster"]
-    drill = "on (final actions recorded, not executed)" if c["drill"] else "OFF"
-    print(f"cluster {c['name']} on {c['server']}: final action {c['final_action']}, drill {drill}")
-    state = status.get("state") or {}
-    if state.get("writable") is False:
-        print(
-            f"STATE NOT WRITTEN since {state.get('since')}: {state.get('error')} -- services are "
-            f"still watched and restarted; {state.get('pending_writes')} write(s) wait for var/"
-        )
-    for g in status["groups"]:
-        detail = f"  [{g['detail']}]" if g.get("detail") else ""
-        print(f"group {g['name']}: {g['state']}{detail}")
-        for w in g["watches"]:
-            print(f"    {_watch_line(w)}")
-    if status["watches"]:
-        print("watches outside any group:")
-        for w in status["watches"]:
-            print(f"    {_watch_line(w)}")
+    print("\n".join(status_text.render(status)))
     return 0
 
 
@@ -449,6 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("delete", cmd_group_delete, "delete an offline group"),
         ("start", cmd_group_start, "bring a group online"),
         ("stop", cmd_group_stop, "take a group offline"),
+        ("restart", cmd_group_restart, "take a group offline, then bring it online"),
     ):
         p = gsub.add_parser(action, help=text)
         p.add_argument("name")
@@ -464,8 +463,21 @@ def build_parser() -> argparse.ArgumentParser:
     template_cmd.add_group_template(gsub)
 
     p = sub.add_parser("status", help="cluster, groups and watches")
+    p.add_argument("name", nargs="?", metavar="WATCHID|GROUP", help="show only this one")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("restart", help="stop a watch's target and start it again (no fault)")
+    p.add_argument("watch_id", metavar="WATCHID")
+    p.add_argument(
+        "--timeout",
+        "-t",
+        type=int,
+        default=40,
+        metavar="SECONDS",
+        help="kill it (SIGKILL) when it has not stopped by then (as armkill /T; default 40)",
+    )
+    p.set_defaults(func=cmd_restart)
 
     p = sub.add_parser("log", help="the event log")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new events")

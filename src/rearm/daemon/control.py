@@ -79,6 +79,7 @@ class Control:
             "status",
             "armload",
             "armkill",
+            "restart",
             "reload",
             "group_start",
             "group_stop",
@@ -116,6 +117,19 @@ class Control:
             timeout=_int_arg(args, "timeout", 40, 0, 3600),
         )
         return await self.daemon.supervisor.kill(req)
+
+    async def op_restart(self, args: dict[str, Any], caller: Caller) -> Any:
+        """`rearm restart WATCHID`: stop the target and start it again, counting no fault."""
+        watch_id = _str_arg(args, "watch_id")
+        assert watch_id is not None
+        timeout = _int_arg(args, "timeout", 40, 0, 3600)
+        self.daemon.bus.emit(
+            "operator_restart",
+            f"restart of {watch_id} asked on the control socket (uid {caller.uid})",
+            watch=watch_id,
+            data={"uid": caller.uid},
+        )
+        return await self.daemon.supervisor.restart(watch_id, timeout)
 
     async def op_reload(self, args: dict[str, Any], caller: Caller) -> Any:
         return self.daemon.reload()

@@ -106,7 +106,12 @@ class Groups:
             raise ApiError(f"group '{name}' is {self.state(name).value}: wait for it to finish")
         async with lock:
             if self.state(name) is G.ONLINE:
-                raise ApiError(f"group '{name}' is already online")
+                # As `systemctl start` of an active unit: what was asked is already so.
+                return {
+                    "group": name,
+                    "state": G.ONLINE.value,
+                    "message": f"group {name} is already online (nothing done)",
+                }
             unlicensed = self._unlicensed()
             if unlicensed is not None:
                 raise ApiError(f"group '{name}' not started: {unlicensed}")
@@ -168,7 +173,7 @@ class Groups:
                 return {
                     "group": name,
                     "state": G.OFFLINE.value,
-                    "message": f"group '{name}' is already offline",
+                    "message": f"group {name} is already offline (nothing done)",
                 }
             self._set(name, G.STOPPING, None, "group_stop", f"stopping group {name} ({reason})")
             problem = None

@@ -843,6 +843,14 @@ class Supervisor:
     async def _stop_target(self, rt: Runtime, pid: int, timeout: int) -> str:
         if rt.unit is not None:
             return await self.units.stop(rt, timeout)
+        w = rt.watch
+        killed = await self._end_target(rt, pid, timeout)
+        detail = f"killed with SIGKILL after {timeout} s" if killed else (w.detail or "ended")
+        self._apply(rt, w.stop_finished(detail))
+        return f"{w.watch_id} stopped" + (f": {detail}" if killed else "")
+
+    async def _end_target(self, rt: Runtime, pid: int, timeout: int) -> bool:
+        """Stop command or signal, then SIGKILL after `timeout` s (0: never); True if killed."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout == 0 else loop.time() + timeout
         w = rt.watch
@@ -862,9 +870,40 @@ class Supervisor:
         if killed:
             process.signal_target(pid, rt.own_group, signal.SIGKILL)
             await self._wait_gone(rt, pid, loop.time() + 10)
-        detail = f"killed with SIGKILL after {timeout} s" if killed else (w.detail or "ended")
-        self._apply(rt, w.stop_finished(detail))
-        return f"{w.watch_id} stopped" + (f": {detail}" if killed else "")
+        return killed
+
+    # ------------------------------------------------------------------------------------------
+    # rearm restart
+    async def restart(self, watch_id: str, timeout: int = 40) -> dict[str, Any]:
+        """Stop the target and start it again, as an operator asks: not a fault."""
+        rt = self.runtimes.get(watch_key(watch_id))
+        if rt is None:
+            raise ApiError(f"unknown watch ID '{watch_id}' (see 'rearm status')")
+        w = rt.watch
+        if rt.unit is not None:
+            raise ApiError(
+                f"{w.watch_id} runs as the systemd unit {rt.unit}: restart it with "
+                f"'armkill {w.watch_id}' and armload again (systemctl restart would be a fault)"
+            )
+        pid = w.pid
+        try:
+            effects = w.restart_requested(timeout)
+        except InvalidTransition as e:
+            raise ApiError(str(e)) from None
+        self._apply(rt, effects)
+        if pid is not None and any(isinstance(e, StopTarget) for e in effects):
+            message = await self._finish_restart(rt, pid, timeout)
+            return {"id": w.watch_id, "message": message}
+        return {"id": w.watch_id, "message": f"{w.watch_id} started again"}
+
+    async def _finish_restart(self, rt: Runtime, pid: int, timeout: int) -> str:
+        w = rt.watch
+        killed = await self._end_target(rt, pid, timeout)
+        if rt.forgotten or rt.state() is not S.RESTARTING or w.pid is not None:
+            return f"{w.watch_id}: the restart was overtaken (see 'rearm status')"
+        self._apply(rt, w.restart_due_now())
+        how = f" (killed with SIGKILL after {timeout} s)" if killed else ""
+        return f"{w.watch_id} stopped{how} and started again"
 
     async def _wait_gone(self, rt: Runtime, pid: int, deadline: float | None) -> bool:
         """Wait for the main process to exit and, for a group rearm created, all its members."""
@@ -1068,6 +1107,19 @@ class Supervisor:
         if w.state in (S.STOPPED, S.FAILED, S.ESCALATED):
             rt.settled.set()
             return
+        if w.state is S.RESTARTING and w.pid is not None:
+            # The daemon stopped while `rearm restart` stopped the target: finish that.
+            pidfd = None
+            if rt.pid_start is not None:
+                pidfd = process.open_pidfd(Proc(w.pid, rt.pid_start))
+            if pidfd is not None:
+                rt.pidfd = pidfd
+                self._listen(rt)
+                self._task(rt, self._finish_restart(rt, w.pid, 40))
+                return
+            w.pid = None
+            rt.main_exited.set()
+            w.restart_due = None
         if w.state is S.RESTARTING:
             # What is left of /INT, by the boot clock (policy.until): a wall-clock step while
             # no daemon ran makes the restart neither early nor late. Never more than /INT.

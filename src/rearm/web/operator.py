@@ -235,6 +235,24 @@ class Operator:
         self.emit("manager_license_register", f"registered license {lic.serial}")
         return lic.describe()
 
+    # --- watches --------------------------------------------------------------------------------
+    async def restart_watch(self, group: str, watch_id: str) -> str:
+        """`rearm restart WATCHID`: stop the target, start it again; not a fault."""
+        rt = self.daemon.supervisor.runtimes.get(watch_key(watch_id))
+        if rt is None or rt.watch.group != group:
+            raise OperatorError(f"group {group} has no watch {watch_id}", 404)
+        self.emit(
+            "manager_watch_restart",
+            f"restart watch {rt.watch.watch_id}",
+            group=group,
+            watch=rt.watch.watch_id,
+        )
+        try:
+            result = await self.daemon.supervisor.restart(rt.watch.watch_id)
+        except ApiError as e:
+            raise OperatorError(str(e)) from None
+        return str(result["message"])
+
     # --- drill ----------------------------------------------------------------------------------
     def drill_fault(self, group: str, watch_id: str) -> int:
         """SIGKILL a watch's process, as a crash would: shows the recovery working.

@@ -1,6 +1,6 @@
 """GET /groups/{name}: state, watches (pid, state, restarts, faults in window), last faults,
-live. POST .../start, .../stop and .../watches/{watch}/drill, each confirmed first, as the
-original Manager asks "OK?" before starting or stopping a group."""
+live. POST .../start, .../stop, .../watches/{watch}/restart and .../watches/{watch}/drill, each
+confirmed first, as the original Manager asks "OK?" before starting or stopping a group."""
 
 from __future__ import annotations
 
@@ -142,4 +142,30 @@ async def drill(request: web.Request) -> web.StreamResponse:
     except OperatorError as e:
         return refused(request, e)
     session_of(request).flash(f"Drill: {watch} (pid {pid}) was killed; watch the recovery below.")
+    raise redirect(_url(name))
+
+
+@routes.post("/groups/{name}/watches/{watch}/restart")
+async def restart(request: web.Request) -> web.StreamResponse:
+    name, watch = request.match_info["name"], request.match_info["watch"]
+    form = await form_of(request)
+    operator = operator_of(request)
+    if not confirmed(form):
+        return confirm_page(
+            request,
+            title=f"Restart {watch}?",
+            message=f"The target of watch {watch} is stopped (its stop command or signal, "
+            "SIGKILL after 40 s) and started again. An operator's restart is not a fault: "
+            "nothing is counted toward /R.",
+            action=f"{_url(name)}/watches/{quote(watch, safe='')}/restart",
+            button=f"Restart {watch}",
+            cancel=_url(name),
+            danger=False,
+        )
+    await run_briefly(
+        request,
+        operator.restart_watch(name, watch),
+        done=f"{watch} was restarted.",
+        pending=f"{watch} is restarting: its progress shows here as it happens.",
+    )
     raise redirect(_url(name))
