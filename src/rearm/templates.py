@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 
-from rearm.config import ARMLOAD_ID_RE, check_service_name, load_service
+from rearm.config import check_service_name, load_service
 from rearm.paths import Home
 from rearm.validate import ConfigError, Table
 
@@ -43,8 +43,25 @@ SAFE_RULE = "letters, digits and _ . / : @ % + , = - only (no blanks, quotes or 
 USER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
 HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$")
 SCRIPTS = ("start.sh", "stop.sh")
+# An armload line of a template: its watch ID may be a placeholder (${watch_id}).
+TEMPLATE_ARMLOAD_RE = re.compile(
+    r"^\s*armload\s+([A-Za-z0-9_]+|\$\{[a-z][a-z0-9_]*\})", re.MULTILINE
+)
+WATCH_ID_RE = re.compile(r"^[A-Za-z0-9_]{1,255}$")
 URL_RE = re.compile(r"^http://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9_./:@%+,=-]*)?$")
-KINDS = ("path", "port", "int", "user", "address", "url", "word", "command", "choice")
+KINDS = (
+    "path",
+    "port",
+    "int",
+    "user",
+    "address",
+    "url",
+    "word",
+    "command",
+    "choice",
+    "watch",  # a watch ID (armload's WATCHID)
+    "service",  # a service name: the definition's file name (armload /S NAME)
+)
 
 
 class TemplateError(ConfigError):
@@ -87,16 +104,26 @@ class Template:
 
     @property
     def services(self) -> list[str]:
+        """The service names of its definitions, with their default values."""
         return sorted(
-            p.removeprefix("services/").removesuffix(".toml")
+            self.by_default(p.removeprefix("services/").removesuffix(".toml"))
             for p in self.files
             if p.startswith("services/")
         )
 
     @property
     def watches(self) -> list[str]:
-        """The watch IDs its start script armloads, in order."""
-        return ARMLOAD_ID_RE.findall(self.files.get("start.sh", ""))
+        """The watch IDs its start script armloads, in order, with their default values."""
+        return [
+            self.by_default(w) for w in TEMPLATE_ARMLOAD_RE.findall(self.files.get("start.sh", ""))
+        ]
+
+    def by_default(self, text: str) -> str:
+        """`text` with each placeholder that has a plain default replaced by it."""
+        defaults = {v.name: v.default for v in self.variables if v.default is not None}
+        return PLACEHOLDER_RE.sub(
+            lambda m: defaults.get(m.group(2), m.group(0)) if not m.group(1) else m.group(0), text
+        )
 
     def variable(self, name: str) -> Variable:
         for v in self.variables:
@@ -232,7 +259,8 @@ def _files(name: str, folder: Traversable) -> dict[str, str]:
                 stem = service.name.removesuffix(".toml")
                 if not service.name.endswith(".toml") or not service.is_file():
                     raise TemplateError(f"template {name}: services/{service.name}: not a .toml")
-                check_service_name(stem)
+                if not PLACEHOLDER_RE.fullmatch(stem):  # ${service}: named at import
+                    check_service_name(stem)
                 found[f"services/{service.name}"] = service.read_text(encoding="utf-8")
         else:
             raise TemplateError(
@@ -261,7 +289,7 @@ def _with_common(template: Template) -> Template:
             )
         declared.add(v.name)
     for path, text in full.files.items():
-        unknown = sorted(set(_placeholders(text)) - declared)
+        unknown = sorted(set(_placeholders(path + "\n" + text)) - declared)
         if unknown:
             raise TemplateError(
                 f"template {full.name}: {path} uses ${{{unknown[0]}}}, which is not one of its "
@@ -338,6 +366,14 @@ def check_value(variable: Variable, value: str) -> str:
             raise bad("must be an http:// URL, e.g. http://127.0.0.1:8080/health")
     elif kind == "choice" and value not in variable.choices:
         raise bad("must be one of " + ", ".join(variable.choices))
+    elif kind == "watch":
+        if not WATCH_ID_RE.fullmatch(value) or value.upper().startswith("REARM_"):
+            raise bad("must be a watch ID: 1-255 of A-Z a-z 0-9 _, not starting with REARM_")
+    elif kind == "service":
+        try:
+            value = check_service_name(value)
+        except ConfigError as e:
+            raise bad(str(e)) from None
     return value
 
 
@@ -418,8 +454,13 @@ def render(template: Template, values: Mapping[str, str], given: Mapping[str, st
         " with " + " ".join(f"{k}={values[k]}" for k in given if k in values) if given else ""
     )
     out: dict[str, str] = {}
-    for path, text in template.files.items():
-        in_toml = path.endswith(".toml")
+    for raw_path, text in template.files.items():
+        in_toml = raw_path.endswith(".toml")
+        # A definition's file name may be a variable too (services/${service}.toml).
+        path = PLACEHOLDER_RE.sub(
+            lambda m: values.get(m.group(2), m.group(0)) if not m.group(1) else m.group(0),
+            raw_path,
+        )
 
         def one(m: re.Match[str], in_toml: bool = in_toml) -> str:
             name = m.group(2)
@@ -491,15 +532,21 @@ def plan_install(
     rendered: Rendered,
     current: Callable[[str], str | None],
     force: bool = False,
+    in_use: Mapping[str, str] | None = None,
+    users: Mapping[str, Iterable[str]] | None = None,
 ) -> Plan:
     """What importing `rendered` into `group` writes. `current(path)` reads a file (None: none).
 
     The group's scripts are replaced, the old ones kept as .bak. A service definition that
     exists with other content belongs to someone (another group, the admin): refused unless
-    `force`, and then kept as .bak too.
+    `force`, and then kept as .bak too. One that a live watch runs (`in_use`: path -> which
+    watch, see uses.live_users) is never replaced: that watch would run another program at its
+    next restart, unseen. `users` (service name -> groups) names who else uses a file.
     """
     plan = Plan()
     conflicts: list[str] = []
+    busy: list[str] = []
+    in_use = in_use or {}
     for rel, text in sorted(rendered.files.items()):
         if rel in SCRIPTS:
             path = os.path.join(home.group_dir(group), rel)
@@ -511,15 +558,36 @@ def plan_install(
         if old == text:
             plan.unchanged.append(path)
             continue
+        if old is not None and rel not in SCRIPTS and path in in_use:
+            busy.append(path)
+            continue
         if old is not None and rel not in SCRIPTS and not force:
             conflicts.append(path)
             continue
         plan.writes.append(Write(path, text, mode, path + ".bak" if old is not None else None))
-    if conflicts:
+    if busy:
         raise TemplateError(
-            f"{', '.join(shown_path(home, c) for c in conflicts)} already "
-            + ("exists" if len(conflicts) == 1 else "exist")
-            + " with other content: compare it with 'rearm template show "
-            f"{rendered.template}', then give --force to replace it (the old file is kept as .bak)"
+            "; ".join(f"{shown_path(home, b)} is used by {in_use[b]}" for b in busy)
+            + ": importing would replace the program it runs at its next restart. Import under "
+            "other names (--set watch_id=... --set service=..., see 'rearm template show "
+            f"{rendered.template}'), or stop that group first"
+        )
+    if conflicts:
+        used = sorted(
+            {
+                g
+                for c in conflicts
+                for g in (users or {}).get(os.path.basename(c).removesuffix(".toml"), ())
+                if g != group
+            }
+        )
+        raise TemplateError(
+            ", ".join(shown_path(home, c) for c in conflicts)
+            + (" already exists" if len(conflicts) == 1 else " already exist")
+            + " with other content"
+            + (f" (used by group {', '.join(used)})" if used else "")
+            + ": compare it with 'rearm template show "
+            f"{rendered.template}', then give --force to replace it (the old file is kept as "
+            ".bak), or import under another name (--set service=...)"
         )
     return plan

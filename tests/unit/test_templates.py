@@ -97,7 +97,7 @@ def test_a_forking_variant_inherits_the_scripts_of_its_parent() -> None:
     forking, plain = templates.load("redis-forking"), templates.load("redis")
     assert forking.extends == "redis"
     assert forking.files["start.sh"] == plain.files["start.sh"]
-    assert forking.files["services/redis.toml"] != plain.files["services/redis.toml"]
+    assert forking.files["services/${service}.toml"] != plain.files["services/${service}.toml"]
     assert [v.name for v in forking.variables][-1] == "pidfile"
 
 

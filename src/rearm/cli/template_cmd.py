@@ -13,7 +13,7 @@ import json
 import os
 from typing import Any
 
-from rearm import templates
+from rearm import templates, uses
 from rearm.paths import Home
 from rearm.validate import ConfigError
 
@@ -98,15 +98,15 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _group_state(home: Home, name: str) -> str | None:
-    """The group's state as the daemon sees it, or None when no daemon runs."""
+def _live_status(home: Home) -> dict[str, Any] | None:
+    """The daemon's status, or None when no daemon runs."""
     from rearm.api.client import DaemonNotRunning, call
 
     try:
         status = call(home.socket, "status")
     except DaemonNotRunning:
         return None
-    return next((str(g["state"]) for g in status["groups"] if g["name"] == name), None)
+    return dict(status)
 
 
 def _read(path: str) -> str | None:
@@ -122,7 +122,10 @@ def cmd_group_template(args: argparse.Namespace) -> int:
 
     home = _home(args)
     load_group(home, args.name)  # the group must exist: its folder holds the scripts
-    state = _group_state(home, args.name)
+    status = _live_status(home)
+    state = None
+    if status is not None:
+        state = next((str(g["state"]) for g in status["groups"] if g["name"] == args.name), None)
     if state not in (None, "offline"):
         # As the guide asks before replacing start.bat: take the group offline first.
         shown = "in error" if state == "error" else state
@@ -135,7 +138,15 @@ def cmd_group_template(args: argparse.Namespace) -> int:
     values, _ = templates.resolve(t, given)
     rendered = templates.render(t, values, given)
     templates.check_rendered(rendered)
-    plan = templates.plan_install(home, args.name, rendered, _read, force=args.force)
+    plan = templates.plan_install(
+        home,
+        args.name,
+        rendered,
+        _read,
+        force=args.force,
+        in_use=uses.live_users(status, home) if status is not None else {},
+        users=_users(home),
+    )
     for w in plan.writes:
         if w.backup is not None:
             old = _read(w.path)
@@ -151,6 +162,13 @@ def cmd_group_template(args: argparse.Namespace) -> int:
         f"bring it online with 'rearm group start {args.name}'"
     )
     return 0
+
+
+def _users(home: Home) -> dict[str, list[str]]:
+    """Service name -> the groups whose scripts use it."""
+    by_group = uses.services_by_group(home)
+    names = {s for used in by_group.values() for s in used}
+    return {name: uses.groups_using(by_group, name) for name in names}
 
 
 def _add_set(p: argparse.ArgumentParser) -> None:
@@ -197,6 +215,7 @@ def add_group_template(
     p.add_argument(
         "--force",
         action="store_true",
-        help="replace service definitions that exist with other content (kept as .bak)",
+        help="replace service definitions that exist with other content (kept as .bak); "
+        "never one that a live watch runs",
     )
     p.set_defaults(func=cmd_group_template)

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rearm import claims, policy
+from rearm import claims, policy, uses
 from rearm.api.server import ApiError
 from rearm.backends import pidfile, process
 from rearm.backends.process import Proc, SpawnError
@@ -106,6 +106,7 @@ class Runtime:
     unit: str | None = None  # the systemd unit, when systemd runs the target (units.py)
     unit_unwatch: Callable[[], None] | None = None
     claims: claims.Claims | None = None  # what it holds (claims.py); None: not looked up yet
+    definition: str | None = None  # digest of the service definition it was started from
 
     def state(self) -> WatchState:
         """Read afresh: the state changes while a coroutine awaits."""
@@ -150,6 +151,9 @@ class Supervisor:
         self._gathered: list[tuple[Runtime, list[Effect]]] | None = None
         # During recover(): the live processes by spawn token (see recover).
         self._token_index: tuple[set[str], dict[str, list[Proc]]] = (set(), {})
+        # Definition file -> (its signature, its digest): status compares what each watch was
+        # started from with the file on disk, reading a file again only once it has changed.
+        self._on_disk: dict[str, tuple[tuple[int, int, int] | None, str | None]] = {}
 
     # ------------------------------------------------------------------------------------------
     # armload
@@ -391,6 +395,8 @@ class Supervisor:
             return None
         try:
             argv, env, service = self._target(rt)
+            if service is not None:
+                self._started_from(rt, service)
             assert rt.token is not None  # set by _prepare_spawn, committed before this spawn
             env[process.TOKEN_VAR] = rt.token
             user = service.user if service else w.request.user
@@ -756,6 +762,7 @@ class Supervisor:
             stored = request_to_dict(w.request)
             stored["env"] = rt.env
             stored["unit"] = rt.unit
+            stored["definition"] = rt.definition
             rt.stored_request = json.dumps(stored)
             rt.stored_for = w.request
         due = w.restart_due
@@ -995,7 +1002,33 @@ class Supervisor:
             "log": None if rt.unit else self.home.watch_log(w.watch_id),
             "backend": "systemd" if rt.unit else "process",
             "unit": rt.unit,
+            # The definition file changed since the target was started from it: the next
+            # (re)start runs something else. Said here, so no change goes unseen.
+            "definition_changed": self._definition_changed(rt),
         }
+
+    def _started_from(self, rt: Runtime, service: ServiceDef) -> None:
+        digest = uses.definition_digest(service)
+        if digest != rt.definition:
+            rt.definition = digest
+            rt.stored_for = None  # stored with the request: made again at the next save
+
+    def _definition_changed(self, rt: Runtime) -> bool:
+        req = rt.watch.request
+        if rt.definition is None or req.service is None or rt.unit is not None:
+            return False
+        path = self.home.service_file(req.service.lower())
+        signature = uses.file_signature(path)
+        known = self._on_disk.get(path)
+        if known is None or known[0] != signature:
+            digest = None
+            if signature is not None:
+                with contextlib.suppress(ApiError):
+                    service = self._service_def(req)
+                    digest = uses.definition_digest(service) if service is not None else None
+            known = (signature, digest)
+            self._on_disk[path] = known
+        return known[1] != rt.definition
 
     # ------------------------------------------------------------------------------------------
     # after losing the state database
@@ -1103,6 +1136,8 @@ class Supervisor:
         )
         unit = row.request.get("unit")
         rt.unit = unit if isinstance(unit, str) else None
+        definition = row.request.get("definition")
+        rt.definition = definition if isinstance(definition, str) else None
         self.runtimes[rt.key] = rt
         if w.state in (S.STOPPED, S.FAILED, S.ESCALATED):
             rt.settled.set()

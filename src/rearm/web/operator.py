@@ -168,7 +168,7 @@ class Operator:
         self, group: str, name: str, values: dict[str, str], force: bool
     ) -> list[str]:
         """Write a template's scripts and service definitions; returns the paths written."""
-        from rearm import templates
+        from rearm import templates, uses
 
         check_group(self.daemon, group)
         self._offline(group, "import a template")
@@ -179,7 +179,14 @@ class Operator:
             resolved, _ = templates.resolve(template, given)
             rendered = templates.render(template, resolved, given)
             templates.check_rendered(rendered)
-            plan = templates.plan_install(home, group, rendered, _read_or_none, force=force)
+            plan = templates.plan_install(
+                home,
+                group,
+                rendered,
+                _read_or_none,
+                force=force,
+                in_use=uses.live_users(self.daemon.status(), home),
+            )
         except ConfigError as e:
             raise OperatorError(str(e), 400) from None
         written = []

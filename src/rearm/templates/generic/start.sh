@@ -4,7 +4,7 @@
 set -e  # a failing line fails the group's start: state error, reason in 'rearm status'
 case "$REARM_EVENT" in
 START)
-    armload APP /S /A /R ${retry} /H ${hours} /INT ${interval} /WAIT ${wait} app
+    armload ${watch_id} /S /A /R ${retry} /H ${hours} /INT ${interval} /WAIT ${wait} ${service}
     ;;
 RECOVER)
     # Only watches started with /SCR come here; run the START lines again.

@@ -13,8 +13,8 @@ START)
         /usr/lib/postfix/configure-instance.sh -
     fi
     /usr/sbin/postfix -c "${postfix_config}" check
-    armload POSTFIX /S /A /R ${retry} /H ${hours} /INT ${interval} /WAIT ${wait} postfix
-    armload DOVECOT /S /A /R ${retry} /H ${hours} /INT ${interval} /WAIT ${wait} dovecot
+    armload ${postfix_watch} /S /A /R ${retry} /H ${hours} /INT ${interval} /WAIT ${wait} ${postfix_service}
+    armload ${dovecot_watch} /S /A /R ${retry} /H ${hours} /INT ${interval} /WAIT ${wait} ${dovecot_service}
     ;;
 RECOVER)
     # Only watches started with /SCR come here; run the START lines again.

@@ -2,8 +2,8 @@
 # Stop script of the mail template: the guide's Exchange stop.bat (armkill MSIMAP ... MSSA).
 case "$REARM_EVENT" in
 STOP)
-    armkill DOVECOT
-    armkill POSTFIX
+    armkill ${dovecot_watch}
+    armkill ${postfix_watch}
     ;;
 esac
 exit 0

@@ -7,7 +7,7 @@ case "$REARM_EVENT" in
 START)
     # /run is empty after each boot; Debian's own unit has systemd make this folder.
     install -d -m 755 -o "${user}" -g root "${rundir}"
-    armload MARIADB /S /A /R ${retry} /H ${hours} /INT ${interval} /WAIT ${wait} mariadb
+    armload ${watch_id} /S /A /R ${retry} /H ${hours} /INT ${interval} /WAIT ${wait} ${service}
     ;;
 RECOVER)
     # Only watches started with /SCR come here; run the START lines again.

@@ -7,7 +7,7 @@ START)
     # Test the configuration first, as Debian's unit does: a mistake fails the start here,
     # with nginx's own message in the group's log, instead of as a restart loop.
     /usr/sbin/nginx -t -q -c "${config}" -e "${error_log}"
-    armload NGINX /S /A /R ${retry} /H ${hours} /INT ${interval} /WAIT ${wait} nginx
+    armload ${watch_id} /S /A /R ${retry} /H ${hours} /INT ${interval} /WAIT ${wait} ${service}
     ;;
 RECOVER)
     # Only watches started with /SCR come here; run the START lines again.

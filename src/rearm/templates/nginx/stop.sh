@@ -2,7 +2,7 @@
 # Stop script of the nginx template.
 case "$REARM_EVENT" in
 STOP)
-    armkill NGINX
+    armkill ${watch_id}
     ;;
 esac
 exit 0

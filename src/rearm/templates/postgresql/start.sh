@@ -7,7 +7,7 @@ case "$REARM_EVENT" in
 START)
     # /run is empty after each boot; Debian's own unit has systemd-tmpfiles make this folder.
     install -d -m 2775 -o "${user}" -g "${group}" "${socket_dir}"
-    armload POSTGRES /S /A /R ${retry} /H ${hours} /INT ${interval} /WAIT ${wait} postgresql
+    armload ${watch_id} /S /A /R ${retry} /H ${hours} /INT ${interval} /WAIT ${wait} ${service}
     ;;
 RECOVER)
     # Only watches started with /SCR come here; run the START lines again.

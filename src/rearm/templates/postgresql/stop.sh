@@ -2,7 +2,7 @@
 # Stop script of the postgresql template: the guide's stop.bat (armkill SQLSERVER).
 case "$REARM_EVENT" in
 STOP)
-    armkill POSTGRES
+    armkill ${watch_id}
     ;;
 esac
 exit 0

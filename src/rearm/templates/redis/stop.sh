@@ -2,7 +2,7 @@
 # Stop script of the redis template.
 case "$REARM_EVENT" in
 STOP)
-    armkill REDIS
+    armkill ${watch_id}
     ;;
 esac
 exit 0
