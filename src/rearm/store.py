@@ -22,12 +22,14 @@ import json
 import os
 import sqlite3
 import time
+import urllib.parse
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from rearm.policy import Stamp, Time, stamp
+from rearm.reboots import MACHINE_ACTIONS, Reboot
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -328,8 +330,7 @@ class Store:
 
     # --- meta ---
     def get_meta(self, key: str) -> str | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return None if row is None else str(row[0])
+        return meta_value(self.db, key)
 
     def set_meta(self, key: str, value: str) -> None:
         self._write("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value], ("meta", key))
@@ -502,6 +503,12 @@ class Store:
     def mark_final_action_done(self, action_id: int) -> None:
         self._write("UPDATE final_actions SET done=1 WHERE id=?", [action_id])
 
+    def reboot_rows(self) -> list[Reboot]:
+        return reboot_rows(self.db)
+
+    def last_final_action_id(self) -> int:
+        return int(self.db.execute("SELECT coalesce(max(id), 0) FROM final_actions").fetchone()[0])
+
     def machine_action_times(self) -> list[Time]:
         """When each reboot and panic was performed (or drilled), on both clocks where known:
         the reboot-loop guard counts those within its window (policy.within)."""
@@ -512,6 +519,41 @@ class Store:
         return [
             Stamp(float(r[0]), r[1], float(r[2])) if r[2] is not None else float(r[0]) for r in rows
         ]
+
+
+def reboot_rows(db: sqlite3.Connection) -> list[Reboot]:
+    """Every reboot and panic recorded, oldest first (what rearm.reboots counts)."""
+    rows = db.execute(
+        "SELECT id, ts, boot_id, mono, action, requested, watch, grp, drill"
+        " FROM final_actions WHERE action IN (?, ?) ORDER BY id",
+        MACHINE_ACTIONS,
+    ).fetchall()
+    return [
+        Reboot(
+            int(r[0]),
+            Stamp(float(r[1]), r[2], float(r[3])) if r[3] is not None else float(r[1]),
+            r[4],
+            r[5],
+            r[6],
+            r[7],
+            bool(r[8]),
+        )
+        for r in rows
+    ]
+
+
+def meta_value(db: sqlite3.Connection, key: str) -> str | None:
+    row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def open_read_only(path: str) -> sqlite3.Connection:
+    """The state database for reading only, with no daemon running (`rearm log`, `rearm
+    reboots`, `rearm bundle`): nothing is created, migrated or written. FileNotFoundError
+    when there is none."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(path)
+    return sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=ro", uri=True)
 
 
 class StoreUnavailable(Exception):

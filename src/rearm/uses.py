@@ -92,11 +92,8 @@ def live_users(status: Mapping[str, Any], home: Home) -> dict[str, str]:
     watches = [(w, g["name"]) for g in status.get("groups", []) for w in g["watches"]]
     watches += [(w, None) for w in status.get("watches", [])]
     for w, group in watches:
-        if w.get("kind") != "service" or w.get("unit") or w.get("state") in (
-            "stopped",
-            "failed",
-            "escalated",
-        ):
+        ended = w.get("state") in ("stopped", "failed", "escalated")
+        if w.get("kind") != "service" or w.get("unit") or ended:
             continue
         where = f"group {group}" if group else "no group"
         out[home.service_file(str(w["target"]).lower())] = (

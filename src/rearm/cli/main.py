@@ -14,12 +14,12 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from typing import Any
 
-from rearm.api.client import ApiFailure, DaemonNotRunning, call, stream
+from rearm.api.client import ApiFailure, DaemonNotRunning, call
 from rearm.cli import (
     alert_cmd,
+    history_cmd,
     license_cmd,
     lifecycle_cmd,
     pacemaker_cmd,
@@ -295,50 +295,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_since(text: str) -> float:
-    """An ISO 8601 time, or a duration back from now: 30s, 10m, 2h, 1d."""
-    import datetime
-
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if text[-1:] in units and text[:-1].isdigit():
-        return time.time() - int(text[:-1]) * units[text[-1]]
-    try:
-        when = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        raise CommandError(
-            f"--since '{text}': give an ISO 8601 time or a duration like 10m, 2h, 1d"
-        ) from None
-    if when.tzinfo is None:
-        when = when.astimezone()
-    return when.timestamp()
-
-
-def _event_line(e: dict[str, Any]) -> str:
-    where = "/".join(x for x in (e.get("group"), e.get("watch")) if x)
-    return f"{e['ts']}  {e['kind']:<16} {where + '  ' if where else ''}{e['message']}"
-
-
-def cmd_log(args: argparse.Namespace) -> int:
-    home = _home(args)
-    payload: dict[str, Any] = {"limit": args.lines}
-    if args.since:
-        payload["since"] = _parse_since(args.since)
-
-    def show(event: dict[str, Any]) -> None:
-        print(json.dumps(event) if args.json else _event_line(event), flush=True)
-
-    if args.follow:
-        try:
-            for event in stream(home.socket, "follow", payload):
-                show(event)
-        except KeyboardInterrupt:
-            return 0
-        return 0
-    for event in call(home.socket, "events", payload):
-        show(event)
-    return 0
-
-
 # --- daemon -----------------------------------------------------------------------------------
 def cmd_daemon(args: argparse.Namespace) -> int:
     from rearm.daemon.main import run
@@ -479,14 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_restart)
 
-    p = sub.add_parser("log", help="the event log")
-    p.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.add_argument("--since", metavar="T", help="ISO 8601 time or a duration: 10m, 2h, 1d")
-    p.add_argument(
-        "--lines", "-n", type=int, default=50, metavar="N", help="the last N events (default 50)"
-    )
-    p.set_defaults(func=cmd_log)
+    history_cmd.register(sub)
 
     p = sub.add_parser("reload", help="re-read the configuration (also SIGHUP)")
     p.set_defaults(func=cmd_reload)

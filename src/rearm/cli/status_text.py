@@ -93,10 +93,13 @@ def cluster_lines(status: dict[str, Any]) -> list[str]:
         lines.append(f"  Manager  {'':<14} Error   {manager['problem']}")
     reboots = c.get("reboots")
     if reboots:
+        other = reboots["drill_count"] if reboots["mode"] == "real" else reboots["real"]
+        other_mode = "drill" if reboots["mode"] == "real" else "real"
         lines.append(
-            f"  Reboots  {reboots['count']} of {reboots['max']} within {reboots['window']} s"
-            + (f" (and {reboots['drill_count']} in drill)" if reboots.get("drill_count") else "")
-            + ("  -- the reboot-loop guard holds further reboots" if reboots.get("guard") else "")
+            f"  Reboots  {reboots['count']} of {reboots['max']} {reboots['mode']} within "
+            f"{reboots['window']} s"
+            + (f" ({other} {other_mode} counted apart)" if other else "")
+            + ("  -- the guard holds: the next one becomes stopgroup" if reboots["guard"] else "")
         )
     return lines
 

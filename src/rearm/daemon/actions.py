@@ -23,8 +23,9 @@ import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
-from rearm import policy
+from rearm import policy, reboots
 from rearm.daemon.bus import EventBus
 from rearm.model import Cluster, FinalAction
 from rearm.store import EventRow, Store
@@ -128,11 +129,52 @@ class FinalActions:
                 # A reboot that cannot be recorded cannot be counted: with var/ still full
                 # after the boot, the guard would never see the loop. Stop the group instead.
                 return FinalAction.STOPGROUP, True
-            times = self.store.machine_action_times()
-            recent = sum(policy.within(now, times, cluster.reboot_window))
+            recent = reboots.count(
+                now,
+                self.store.reboot_rows(),
+                self.cleared()[0],
+                is_drill(cluster),
+                cluster.reboot_window,
+            )
             if recent >= cluster.max_reboots:
                 return FinalAction.STOPGROUP, True
         return requested, False
+
+    def cleared(self) -> tuple[int, float | None]:
+        return reboots.parse_cleared(self.store.get_meta(reboots.CLEARED_KEY))
+
+    def reboot_summary(self, cluster: Cluster) -> dict[str, object]:
+        """The reboot-loop counter for status (reboots.summary)."""
+        return reboots.summary(
+            self.clock(),
+            self.store.reboot_rows(),
+            self.cleared(),
+            is_drill(cluster),
+            cluster.max_reboots,
+            cluster.reboot_window,
+        )
+
+    def reboot_list(self, cluster: Cluster) -> list[dict[str, Any]]:
+        return reboots.listing(
+            self.clock(),
+            self.store.reboot_rows(),
+            self.cleared()[0],
+            is_drill(cluster),
+            cluster.reboot_window,
+        )
+
+    def clear_reboots(self, who: str) -> dict[str, object]:
+        """`rearm reboots --clear`: the guard counts from zero again (the history stays)."""
+        last = self.store.last_final_action_id()
+        with self.store.transaction():
+            self.store.set_meta(reboots.CLEARED_KEY, f"{last} {time.time()}")
+            self.bus.emit(
+                "reboots_cleared",
+                f"reboot-loop counter cleared by {who}: the guard counts from zero",
+                severity="warning",
+                data={"cleared_after": last},
+            )
+        return {"message": "reboot-loop counter cleared: the guard counts from zero"}
 
     def record(self, cluster: Cluster, watch: str | None, group: str | None) -> Pending:
         """Decide and record the final action, inside the caller's store transaction.

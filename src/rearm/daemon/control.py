@@ -16,6 +16,7 @@ from rearm.api.server import ApiError
 from rearm.arm import ArmUsageError, parse_armload
 from rearm.model import KillRequest, LoadRequest, request_from_dict
 from rearm.store import iso8601
+from rearm.web import eventlog
 
 if TYPE_CHECKING:
     from rearm.daemon.main import Daemon
@@ -80,6 +81,8 @@ class Control:
             "armload",
             "armkill",
             "restart",
+            "reboots",
+            "reboots_clear",
             "reload",
             "group_start",
             "group_stop",
@@ -131,6 +134,17 @@ class Control:
         )
         return await self.daemon.supervisor.restart(watch_id, timeout)
 
+    async def op_reboots(self, args: dict[str, Any], caller: Caller) -> Any:
+        """`rearm reboots`: the reboot-loop counter and each reboot with its cause."""
+        actions, cluster = self.daemon.actions, self.daemon.cluster
+        return {
+            **actions.reboot_summary(cluster),
+            "reboots": [{**r, "ts": iso8601(r["wall"])} for r in actions.reboot_list(cluster)],
+        }
+
+    async def op_reboots_clear(self, args: dict[str, Any], caller: Caller) -> Any:
+        return self.daemon.actions.clear_reboots(f"uid {caller.uid} on the control socket")
+
     async def op_reload(self, args: dict[str, Any], caller: Caller) -> Any:
         return self.daemon.reload()
 
@@ -153,11 +167,22 @@ class Control:
         }
 
     async def op_events(self, args: dict[str, Any], caller: Caller) -> Any:
-        since = args.get("since")
-        if since is not None and not isinstance(since, int | float):
-            raise ApiError("'since' must be a time in seconds since the epoch")
-        limit = _int_arg(args, "limit", 1000, 1, 1_000_000)
-        return [e.as_json() for e in self.daemon.store.events(since=since, limit=limit)]
+        """The newest `limit` events (oldest first) matching the filters, as `rearm log`."""
+        for key in ("since", "until"):
+            value = args.get(key)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                raise ApiError(f"'{key}' must be a time in seconds since the epoch")
+        chosen = eventlog.EventFilter(
+            kind=_str_arg(args, "kind", required=False) or "",
+            group=_str_arg(args, "group", required=False) or "",
+            watch=_str_arg(args, "watch", required=False) or "",
+            since=args.get("since"),
+            until=args.get("until"),
+            limit=_int_arg(args, "limit", 1000, 1, 1_000_000),
+        )
+        return [e.as_json() for e in reversed(eventlog.query(self.daemon.store.db, chosen))]
 
     async def follow(self, args: dict[str, Any], caller: Caller) -> AsyncIterator[Any]:
         """Past events (from `since`, or the last `limit`), then each new one as it happens."""

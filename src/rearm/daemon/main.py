@@ -283,6 +283,8 @@ class Daemon:
                 "manager_url": self.manager_url,
                 "return_mode": c.return_mode.value,
                 "pacemaker": c.pacemaker,
+                # The reboot-loop guard's counter (rearm reboots; reboots.summary).
+                "reboots": self.actions.reboot_summary(c),
             },
             "daemon": {"pid": self.pid, "version": self.version, "since": self.started},
             # {"writable": true}, or why var/ takes no writes, since when, what waits.

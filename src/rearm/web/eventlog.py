@@ -25,6 +25,8 @@ class EventFilter:
     severity: str = ""  # the lowest severity shown; "" shows all
     text: str = ""
     limit: int = 200
+    since: float | None = None  # seconds since the epoch (`rearm log --since/--until`)
+    until: float | None = None
 
     @classmethod
     def from_query(cls, query: dict[str, str]) -> EventFilter:
@@ -59,7 +61,8 @@ def _like(text: str) -> str:
 
 def query(db: sqlite3.Connection, f: EventFilter) -> list[EventRow]:
     """The newest `f.limit` events matching `f`, newest first."""
-    where, args = ["1"], []
+    where: list[str] = ["1"]
+    args: list[object] = []
     if f.kind:
         where.append("kind = ?")
         args.append(f.kind)
@@ -76,6 +79,12 @@ def query(db: sqlite3.Connection, f: EventFilter) -> list[EventRow]:
     if f.text:
         where.append("message LIKE ? ESCAPE '\\'")
         args.append(_like(f.text))
+    if f.since is not None:
+        where.append("ts >= ?")
+        args.append(f.since)
+    if f.until is not None:
+        where.append("ts <= ?")
+        args.append(f.until)
     sql = (
         "SELECT id, ts, kind, severity, grp, watch, message, data FROM events "
         f"WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?"
@@ -85,6 +94,17 @@ def query(db: sqlite3.Connection, f: EventFilter) -> list[EventRow]:
         EventRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]) if r[7] else {})
         for r in rows
     ]
+
+
+def matches(f: EventFilter, event: dict[str, object]) -> bool:
+    """Whether an event (its JSON form) passes `f`'s kind, group, watch and time filters:
+    for events that arrive one by one (`rearm log --follow`)."""
+    watch = str(event.get("watch") or "")
+    return (
+        (not f.kind or event.get("kind") == f.kind)
+        and (not f.group or event.get("group") == f.group)
+        and (not f.watch or watch.upper() == f.watch.upper())
+    )
 
 
 def kinds(db: sqlite3.Connection) -> list[str]:

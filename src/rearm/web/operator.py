@@ -232,6 +232,11 @@ class Operator:
             raise OperatorError(f"saved, but the daemon did not take it: {e}") from None
         return needs_restart
 
+    def clear_reboots(self) -> str:
+        """`rearm reboots --clear`: the reboot-loop guard counts from zero again."""
+        result = self.daemon.actions.clear_reboots(f"Manager user {self.user} from {self.client}")
+        return str(result["message"])
+
     def register_license(self, serial: str, key: str) -> str:
         from rearm import license as licenses
 

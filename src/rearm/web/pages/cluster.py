@@ -1,6 +1,7 @@
 """GET/POST /cluster: the cluster's properties (the guide's cluster Property dialog) and the
 final action (`armem /M`). A final action or heartbeat action that takes the machine down
-(reboot, shutdown, panic) is confirmed first."""
+(reboot, shutdown, panic) is confirmed first. The reboot-loop counter (`rearm reboots`) is
+shown here, and POST /cluster/reboots/clear clears it (confirmed first)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from typing import Any
 from aiohttp import web
 
 from rearm.daemon.actions import is_drill
+from rearm.store import iso8601
 from rearm.web.context import manager_of, session_of
 from rearm.web.operator import DRASTIC, EDITABLE, OperatorError
 from rearm.web.pages import confirm_page, confirmed, form_of, operator_of
 from rearm.web.render import page, redirect
 
 routes = web.RouteTableDef()
+REBOOTS_SHOWN = 20  # the newest reboots listed on the page (`rearm reboots` lists them all)
 
 LABELS = {
     "final_action": "Final action (armem /M)",
@@ -63,7 +66,32 @@ async def show(request: web.Request) -> web.StreamResponse:
         editable=editable,
         drill=is_drill(daemon.cluster),
         manager_url=daemon.manager_url,
+        reboots=daemon.actions.reboot_summary(daemon.cluster),
+        reboot_list=[
+            {**r, "ts": iso8601(r["wall"])}
+            for r in reversed(daemon.actions.reboot_list(daemon.cluster))
+        ][:REBOOTS_SHOWN],
     )
+
+
+@routes.post("/cluster/reboots/clear")
+async def clear_reboots(request: web.Request) -> web.StreamResponse:
+    """The original's reboot-count control: the guard counts from zero again."""
+    form = await form_of(request)
+    if not confirmed(form):
+        return confirm_page(
+            request,
+            title="Clear the reboot-loop counter?",
+            message="The reboot-loop guard then counts from zero: the next reboots or panics "
+            "fire as the final action says, up to max_reboots within reboot_window again. "
+            "The history of reboots stays.",
+            action="/cluster/reboots/clear",
+            button="Clear the counter",
+            cancel="/cluster",
+        )
+    message = operator_of(request).clear_reboots()
+    session_of(request).flash(message[:1].upper() + message[1:] + ".", "success")
+    raise redirect("/cluster")
 
 
 @routes.post("/cluster")
