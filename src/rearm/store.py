@@ -553,7 +553,11 @@ def open_read_only(path: str) -> sqlite3.Connection:
     when there is none."""
     if not os.path.exists(path):
         raise FileNotFoundError(path)
-    return sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=ro", uri=True)
+    # A database closed cleanly has no write-ahead log: everything is in the file, which is
+    # then read as immutable (no -shm or -wal is created beside it). One with a log (a daemon
+    # killed, or running) is read through the log, as SQLite must.
+    immutable = "&immutable=1" if not os.path.exists(path + "-wal") else ""
+    return sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=ro{immutable}", uri=True)
 
 
 class StoreUnavailable(Exception):

@@ -112,7 +112,7 @@ def test_every_command_says_when_the_daemon_is_not_running(offline_cluster: Clus
         ["armload", "W", "/bin/sleep", "1"],
         ["armkill", "W"],
         ["rearm", "status"],
-        ["rearm", "log"],
+        ["rearm", "log", "--follow"],  # without --follow it reads the store (test_log_offline)
         ["rearm", "group", "start", "x"],
         ["rearm", "reload"],
     ):
