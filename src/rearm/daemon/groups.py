@@ -32,6 +32,10 @@ from rearm.validate import ConfigError
 
 log = logging.getLogger("rearm.groups")
 G = GroupState
+# How much of a failed script's output is kept to say why: the last lines, as `rearm group
+# start`, `rearm status` and the Manager show them (the whole output is in its log).
+OUTPUT_LINES = 10
+OUTPUT_BYTES = 8192
 
 
 def commands_dir() -> str:
@@ -64,6 +68,8 @@ class Groups:
         self.boot_id = boot_id
         self.cluster = cluster
         self.states: dict[str, tuple[GroupState, str | None]] = {}
+        # The last lines a group's failed script printed, until the group starts or stops again.
+        self.output: dict[str, list[str]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         launchers = os.path.join(home.run, "bin")
         self.bin_dir = launchers if write_launchers(launchers) else commands_dir()
@@ -121,6 +127,7 @@ class Groups:
                     f"group '{name}' is in error ({self.detail(name)}): take it "
                     f"offline first with 'rearm group stop {name}', then start it"
                 )
+            self.output.pop(name, None)
             self._set(name, G.STARTING, None, "group_start", f"starting group {name} ({reason})")
             problem = None
             for request in config.watches:
@@ -134,15 +141,18 @@ class Groups:
                 if os.path.exists(path) or not config.watches:
                     problem = await self.run_script(name, "start", "START", config.script_timeout)
             if problem is not None:
-                self._set(
-                    name,
-                    G.ERROR,
-                    problem,
-                    "group_error",
-                    f"group {name} failed to start: {problem}",
-                    "error",
-                )
-                raise ApiError(f"group '{name}' failed to start: {problem}")
+                output = self.output.get(name, [])
+                with self.store.transaction():
+                    self.states[name] = (G.ERROR, problem)
+                    self.store.set_group_state(name, G.ERROR.value, self.boot_id, problem)
+                    self.bus.emit(
+                        "group_error",
+                        f"group {name} failed to start: {problem}",
+                        severity="error",
+                        group=name,
+                        data={"output": output} if output else None,
+                    )
+                raise ApiError(f"group '{name}' failed to start: {problem}" + _shown(output))
             self._set(name, G.ONLINE, None, "group_online", f"group {name} is online")
         return {"group": name, "state": G.ONLINE.value}
 
@@ -175,6 +185,7 @@ class Groups:
                     "state": G.OFFLINE.value,
                     "message": f"group {name} is already offline (nothing done)",
                 }
+            self.output.pop(name, None)
             self._set(name, G.STOPPING, None, "group_stop", f"stopping group {name} ({reason})")
             problem = None
             if os.path.exists(script_path(self.home, name, "stop")):
@@ -240,6 +251,7 @@ class Groups:
         with open(log_path, "ab") as log_file:
             log_file.write(f"--- {which}.sh {event}\n".encode())
             log_file.flush()
+            began = log_file.tell()
             try:
                 proc = await asyncio.create_subprocess_exec(
                     path,
@@ -259,8 +271,10 @@ class Groups:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
+            self.output[name] = tail(log_path, began)
             return f"{which}.sh exceeded its timeout of {timeout} s and was killed"
         if code != 0:
+            self.output[name] = tail(log_path, began)
             return f"{which}.sh exited with status {code} (its output is in {log_path})"
         return None
 
@@ -322,3 +336,24 @@ class Groups:
                     group=name,
                 )
         return to_start
+
+
+def tail(path: str, offset: int) -> list[str]:
+    """The last OUTPUT_LINES lines written to `path` since `offset` (one script's run)."""
+    try:
+        with open(path, "rb") as f:
+            end = f.seek(0, os.SEEK_END)
+            f.seek(max(offset, end - OUTPUT_BYTES))
+            data = f.read()
+    except OSError:
+        return []
+    lines = data.decode("utf-8", "replace").splitlines()
+    if offset < end - OUTPUT_BYTES:
+        lines = lines[1:]  # the first may be cut
+    return [line.rstrip()[:500] for line in lines if line.strip()][-OUTPUT_LINES:]
+
+
+def _shown(output: list[str]) -> str:
+    if not output:
+        return ""
+    return "\n  last lines of its output:\n" + "\n".join(f"  | {line}" for line in output)

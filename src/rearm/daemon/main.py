@@ -268,6 +268,8 @@ class Daemon:
                     "name": name,
                     "state": self.groups.state(name).value,
                     "detail": self.groups.detail(name),
+                    # Why a script failed: its last lines (var/log/groups/NAME.log has it all).
+                    "output": self.groups.output.get(name, []),
                     "auto_start": auto_start,
                     "watches": [
                         self.supervisor.describe(rt, now) for rt in self.supervisor.watches_of(name)
