@@ -767,6 +767,35 @@ def _expected_unit(home: Home, cluster: Cluster | None) -> str | None:
 # --- all of them ------------------------------------------------------------------------------
 
 
+def check_scripts(home: Home, problem_of: Callable[[str], str | None]) -> list[Check]:
+    """Every group script parses (`sh -n`, rearm.scriptcheck): a syntax error found now is not
+    a group in error at the next boot."""
+    from rearm.config import group_names, script_path
+
+    failed: list[Check] = []
+    checked = 0
+    for group in group_names(home):
+        for which in ("start", "stop"):
+            path = script_path(home, group, which)
+            if not os.path.exists(path):
+                continue
+            checked += 1
+            problem = problem_of(path)
+            if problem is not None:
+                failed.append(
+                    Check(
+                        Status.FAIL,
+                        "scripts",
+                        f"{which}.sh of group {group} does not parse: "
+                        + " / ".join(problem.replace(path, f"{which}.sh").splitlines()),
+                        f"rearm group edit {group} {which}",
+                    )
+                )
+    if failed:
+        return failed
+    return [Check(Status.OK, "scripts", f"{checked} group script(s) parse (sh -n)")]
+
+
 def _unreadable(name: str, e: OSError) -> Check:
     where = f" ({e.filename})" if e.filename else ""
     return Check(
@@ -788,6 +817,7 @@ def _guarded(name: str, run: Callable[[], list[Check]]) -> list[Check]:
 def run_checks(home: Home, unit_dir: str) -> list[Check]:
     from rearm.daemon.actions import drill_forced_by_env
     from rearm.netcheck import is_local_address
+    from rearm.scriptcheck import syntax_problem
 
     user = os.geteuid()
     groups = sorted({os.getegid(), *os.getgroups()})
@@ -805,6 +835,7 @@ def run_checks(home: Home, unit_dir: str) -> list[Check]:
     needs_setpriv = [s.name for s in services if s.user is not None or s.group is not None]
     checks.append(check_setpriv(os.access(SETPRIV, os.X_OK), needs_setpriv))
     checks += _guarded("permissions", lambda: check_permissions(home, user, groups))
+    checks += _guarded("scripts", lambda: check_scripts(home, syntax_problem))
     checks.append(check_daemon(home.socket))
     if cluster is not None:
         c = cluster

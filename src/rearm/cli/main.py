@@ -8,6 +8,7 @@ through the daemon's control API.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -253,7 +254,7 @@ def cmd_group_show(args: argparse.Namespace) -> int:
 
 
 def cmd_group_edit(args: argparse.Namespace) -> int:
-    from rearm.config import load_group, script_path
+    from rearm.config import load_group
 
     home = _home(args)
     load_group(home, args.name)
@@ -261,8 +262,71 @@ def cmd_group_edit(args: argparse.Namespace) -> int:
     if state not in (None, "offline"):
         # As the original guide asks: stop the group before changing its scripts.
         raise CommandError(f"group '{args.name}' is {state}: stop it before editing its scripts")
-    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    return subprocess.call([editor, script_path(home, args.name, args.which)])
+    return edit_script(home, args.name, args.which)
+
+
+EDIT_CHOICES = "What now? (e)dit again, e(x)it without saving, (Q)uit and save anyway [e]: "
+
+
+def edit_script(home: Home, group: str, which: str) -> int:
+    """As visudo: the editor works on a copy; after it closes the copy must parse (sh -n), or
+    the operator chooses to edit again, to discard it, or to save it all the same."""
+    import shlex
+    import tempfile
+
+    from rearm.config import script_path, write_atomic
+    from rearm.scriptcheck import syntax_problem
+
+    path = script_path(home, group, which)
+    try:
+        with open(path, encoding="utf-8") as f:
+            original = f.read()
+    except FileNotFoundError:
+        original = "#!/bin/sh\n"
+    editor = shlex.split(os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi")
+    fd, copy = tempfile.mkstemp(dir=os.path.dirname(path), prefix=f".{which}.", suffix=".sh")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(original)
+        while True:
+            code = subprocess.call([*editor, copy])
+            if code != 0:
+                print(f"the editor exited with status {code}: {which}.sh not changed")
+                return 1
+            problem = syntax_problem(copy)
+            if problem is None:
+                break
+            shown = problem.replace(copy, f"{which}.sh")
+            print(f"{which}.sh of group {group} does not parse:\n{shown}")
+            answer = _ask(EDIT_CHOICES)
+            if answer in ("", "e"):
+                continue
+            if answer == "Q":
+                print(f"saving {which}.sh with the error: its group will fail to start")
+                break
+            print(f"{which}.sh not changed")
+            return 1
+        with open(copy, encoding="utf-8") as f:
+            edited = f.read()
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(copy)
+    if edited == original:
+        print(f"{which}.sh not changed")
+        return 0
+    write_atomic(path, edited, 0o755)
+    print(f"{which}.sh of group {group} saved")
+    return 0
+
+
+def _ask(question: str) -> str:
+    """One answer from the operator; end of input (no one there) is "x": nothing is saved."""
+    print(question, end="", flush=True)
+    line = sys.stdin.readline()
+    if not line:
+        print()
+        return "x"
+    return line.strip()
 
 
 # --- status and log ---------------------------------------------------------------------------
