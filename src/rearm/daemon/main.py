@@ -88,6 +88,7 @@ class Daemon:
         self.actions.fail_group = self.groups.fail
         self._metrics: web.AppRunner | None = None
         self.manager_url: str | None = None  # set once the Manager is served
+        self.manager_problem: str | None = None  # why it is not, when it could not listen
         Control(self).register()
         self._exit = asyncio.Event()
         self._by_operator = False
@@ -189,11 +190,17 @@ class Daemon:
             else:
                 await web.TCPSite(runner, address, port).start()
         except OSError as e:
-            log.error(
-                "Manager and metrics not served on %s:%s: %s",
-                self.cluster.ip,
-                self.cluster.manager_port,
-                e,
+            # Most often the port is another program's (another cluster's Manager): never show
+            # its URL as ours. Said where it is seen: an event (and so an alert), and status.
+            where = f"{address_only(self.cluster.ip)}:{self.cluster.manager_port}"
+            self.manager_problem = f"cannot listen on {where}: {e.strerror or e}"
+            self.bus.emit(
+                "manager_unavailable",
+                f"the Manager and /metrics are not served: {self.manager_problem} (another "
+                "program holds it? change manager_port with 'rearm cluster set', then restart "
+                "the daemon)",
+                severity="error",
+                data={"address": where, "error": e.strerror or str(e)},
             )
             await runner.cleanup()
             return
@@ -282,7 +289,8 @@ class Daemon:
                 "server": c.server,
                 "final_action": c.final_action.value,
                 "drill": is_drill(c),
-                "manager_url": self.manager_url,
+                "manager_url": self.manager_url,  # only ever this daemon's own
+                "manager": {"url": self.manager_url, "problem": self.manager_problem},
                 "return_mode": c.return_mode.value,
                 "pacemaker": c.pacemaker,
                 # The reboot-loop guard's counter (rearm reboots; reboots.summary).
