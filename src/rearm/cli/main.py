@@ -186,8 +186,34 @@ def cmd_group_delete(args: argparse.Namespace) -> int:
         raise CommandError(
             f"group '{args.name}' is {state}: stop it first ('rearm group stop {args.name}')"
         )
+    from rearm import uses
+
+    only = [
+        s
+        for s in uses.only_used_by(uses.services_by_group(home), args.name)
+        if os.path.exists(home.service_file(s))
+    ]
+    try:
+        live = uses.live_users(call(home.socket, "status"), home)
+    except DaemonNotRunning:
+        live = {}
     shutil.rmtree(home.group_dir(args.name))
     print(f"group {args.name} deleted")
+    _reload_if_running(home)  # the daemon forgets it now
+    kept = [s for s in only if home.service_file(s) in live]
+    for s in kept:
+        print(f"kept etc/services/{s}.toml: used by {live[home.service_file(s)]}")
+    only = [s for s in only if s not in kept]
+    if only and args.purge:
+        for s in only:
+            os.unlink(home.service_file(s))
+            print(f"removed etc/services/{s}.toml (only group {args.name} used it)")
+    elif only:
+        names = ", ".join(f"etc/services/{s}.toml" for s in only)
+        print(
+            f"service definitions only group {args.name} used: {names} "
+            f"(remove them with 'rearm group delete {args.name} --purge' next time, or by hand)"
+        )
     return 0
 
 
@@ -463,8 +489,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--description")
     p.set_defaults(func=cmd_group_create)
+    p = gsub.add_parser("delete", help="delete an offline group")
+    p.add_argument("name")
+    p.add_argument(
+        "--purge",
+        action="store_true",
+        help="also remove the service definitions only this group's scripts use",
+    )
+    p.set_defaults(func=cmd_group_delete)
     for action, func, text in (
-        ("delete", cmd_group_delete, "delete an offline group"),
         ("start", cmd_group_start, "bring a group online"),
         ("stop", cmd_group_stop, "take a group offline"),
         ("restart", cmd_group_restart, "take a group offline, then bring it online"),

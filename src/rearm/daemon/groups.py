@@ -298,6 +298,27 @@ class Groups:
             return os.devnull
         return path
 
+    def forget_deleted(self) -> list[str]:
+        """At reload: groups whose folder is gone, offline and without watches, are dropped
+        (their state too). Returns their names."""
+        on_disk = set(group_names(self.home))
+        gone = [
+            name
+            for name, (state, _) in self.states.items()
+            if name not in on_disk
+            and state is G.OFFLINE
+            and not self.supervisor.watches_of(name)
+            and not self._lock(name).locked()
+        ]
+        if gone:
+            with self.store.transaction():
+                for name in gone:
+                    del self.states[name]
+                    self.output.pop(name, None)
+                    self.store.delete_group(name)
+                    self.bus.emit("group_deleted", f"group {name} was deleted", group=name)
+        return gone
+
     # ------------------------------------------------------------------------------------------
     def recover(self) -> list[str]:
         """Group states after a daemon start; returns the groups to bring online now."""

@@ -240,6 +240,7 @@ class Daemon:
         needs_restart = [
             k for k in sorted(NEEDS_RESTART) if getattr(new, k) != getattr(self.cluster, k)
         ]
+        self.groups.forget_deleted()
         self.cluster = new
         self._background(self.alerts.reconfigure(sinks, new.name, new.server))
         self.heartbeat.start(new, is_drill(new))  # restarts the keeper only if its settings changed
@@ -264,7 +265,13 @@ class Daemon:
         now = self.supervisor.clock()
         c = self.cluster
         groups = []
-        names = set(group_names(self.home)) | set(self.groups.states)
+        # A group deleted on disk leaves status at once, unless it still has something to
+        # show (watches, or a state other than offline).
+        names = set(group_names(self.home)) | {
+            name
+            for name, (state, _) in self.groups.states.items()
+            if state is not GroupState.OFFLINE or self.supervisor.watches_of(name)
+        }
         for name in sorted(names):
             try:
                 auto_start: bool | None = load_group(self.home, name).auto_start
