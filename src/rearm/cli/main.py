@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from typing import Any
 
 from rearm.api.client import ApiFailure, DaemonNotRunning, call
@@ -387,9 +388,59 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 # --- daemon -----------------------------------------------------------------------------------
 def cmd_daemon(args: argparse.Namespace) -> int:
+    if args.wait_ready is not None:
+        return start_and_wait(_home(args), args.home, args.wait_ready, args.log)
     from rearm.daemon.main import run
 
     return run(_home(args))
+
+
+def start_and_wait(home: Home, home_arg: str | None, seconds: float, log_path: str | None) -> int:
+    """`rearm daemon --wait-ready`: start the daemon in the background (its own session, its
+    log in a file) and return once it answers on its control socket -- no race with the next
+    command. Fails, with the end of its log, if it exits or does not answer in time."""
+    try:
+        answer = call(home.socket, "ping", timeout=5)
+        print(f"the daemon is already running (pid {answer['pid']})")
+        return 0
+    except DaemonNotRunning:
+        pass
+    from rearm.logtail import tail
+
+    log_path = log_path or os.path.join(home.var, "log", "daemon.log")
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    command = [sys.executable, "-m", "rearm.cli.main"]
+    command += ["--home", home_arg] if home_arg else []
+    with open(log_path, "ab") as log:
+        daemon = subprocess.Popen(
+            [*command, "daemon"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,  # not ended by the terminal's Ctrl-C or hang-up
+        )
+    deadline = time.monotonic() + seconds
+    while True:
+        code = daemon.poll()
+        if code is not None:
+            raise CommandError(
+                f"the daemon exited with status {code} before it answered; the end of its log "
+                f"({log_path}):\n" + "\n".join(f"  | {line}" for line in tail(log_path))
+            )
+        try:
+            answer = call(home.socket, "ping", timeout=5)
+            if answer.get("pid") == daemon.pid:
+                break
+        except (DaemonNotRunning, ApiFailure, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise CommandError(
+                f"the daemon (pid {daemon.pid}) did not answer within {seconds:g} s; it goes on "
+                f"starting: see {log_path}"
+            )
+        time.sleep(0.05)
+    print(f"the daemon is ready (pid {daemon.pid}; its log: {log_path})")
+    return 0
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
@@ -447,6 +498,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("daemon", help="run the server service in the foreground")
+    p.add_argument(
+        "--wait-ready",
+        nargs="?",
+        type=float,
+        const=30.0,
+        metavar="SECONDS",
+        help="start it in the background instead and return once it answers "
+        "(default: wait up to 30 s)",
+    )
+    p.add_argument(
+        "--log",
+        metavar="FILE",
+        help="with --wait-ready: its log (default: var/log/daemon.log under the home)",
+    )
     p.set_defaults(func=cmd_daemon)
 
     cluster = sub.add_parser("cluster", help="create, show or change the cluster configuration")

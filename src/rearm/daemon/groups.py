@@ -24,6 +24,7 @@ from rearm.config import group_names, load_group, script_path, script_refusal
 from rearm.daemon.bus import EventBus
 from rearm.daemon.launchers import write_launchers
 from rearm.daemon.supervisor import Supervisor
+from rearm.logtail import tail
 from rearm.model import Cluster, GroupState, ReturnMode
 from rearm.paths import Home
 from rearm.store import Store
@@ -35,7 +36,6 @@ G = GroupState
 # How much of a failed script's output is kept to say why: the last lines, as `rearm group
 # start`, `rearm status` and the Manager show them (the whole output is in its log).
 OUTPUT_LINES = 10
-OUTPUT_BYTES = 8192
 
 
 def commands_dir() -> str:
@@ -271,10 +271,10 @@ class Groups:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
-            self.output[name] = tail(log_path, began)
+            self.output[name] = tail(log_path, began, OUTPUT_LINES)
             return f"{which}.sh exceeded its timeout of {timeout} s and was killed"
         if code != 0:
-            self.output[name] = tail(log_path, began)
+            self.output[name] = tail(log_path, began, OUTPUT_LINES)
             return f"{which}.sh exited with status {code} (its output is in {log_path})"
         return None
 
@@ -357,21 +357,6 @@ class Groups:
                     group=name,
                 )
         return to_start
-
-
-def tail(path: str, offset: int) -> list[str]:
-    """The last OUTPUT_LINES lines written to `path` since `offset` (one script's run)."""
-    try:
-        with open(path, "rb") as f:
-            end = f.seek(0, os.SEEK_END)
-            f.seek(max(offset, end - OUTPUT_BYTES))
-            data = f.read()
-    except OSError:
-        return []
-    lines = data.decode("utf-8", "replace").splitlines()
-    if offset < end - OUTPUT_BYTES:
-        lines = lines[1:]  # the first may be cut
-    return [line.rstrip()[:500] for line in lines if line.strip()][-OUTPUT_LINES:]
 
 
 def _shown(output: list[str]) -> str:
