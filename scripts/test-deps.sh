@@ -13,10 +13,13 @@
 #                fsfreeze (the disk monitor's frozen file system, tests/faults)
 #   iproute2     ip: a veth pair in a test's own network namespace (the link monitor)
 #   e2fsprogs    mkfs.ext4: file systems on loop devices in private mount namespaces
+#   man-db, groff-base  `man -l` renders the shipped man pages (tests/integration/test_manpages.py)
+#   zsh          the zsh completion is loaded in a real zsh (tests/integration/test_completion.py)
 # Without root it only says what is missing: those tests then skip (and fail under CI=true).
 set -euo pipefail
 
-PACKAGES=(snmptrapd snmp smitools erlang-snmp systemd dbus procps util-linux iproute2 e2fsprogs)
+PACKAGES=(snmptrapd snmp smitools erlang-snmp systemd dbus procps util-linux iproute2 e2fsprogs
+    man-db groff-base zsh)
 
 . "$(dirname "$0")/lib-deps.sh"
 

@@ -224,18 +224,7 @@ def cmd_reboots(args: argparse.Namespace) -> int:
 
 # --- parsers ----------------------------------------------------------------------------------
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser(
-        "log",
-        help="the event log (also without a running daemon)",
-        description="The event log: state changes, faults, restarts, final actions, operator "
-        "commands. Read from the daemon, or, when none runs, from var/state.db read-only.",
-        epilog="examples:\n"
-        "  rearm log -n 20\n"
-        "  rearm log --group SRE-GRP --kind fault --since 2h\n"
-        "  rearm log --watch TEL --since 2024-05-01T08:00 --until 2024-05-01T09:00 --json\n"
-        "  rearm log --follow --kind final_action",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = subparsers.add_parser("log", help="the event log (also without a running daemon)")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--since", metavar="T", help="ISO 8601 time or a duration: 10m, 2h, 1d")
@@ -248,16 +237,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.set_defaults(func=cmd_log)
 
-    p = subparsers.add_parser(
-        "reboots",
-        help="the reboot-loop counter: show it, or --clear it",
-        description="The reboot-loop guard's counter (cluster properties max_reboots and "
-        "reboot_window): how many reboots and panics fell within the window, each with its "
-        "cause. Drill reboots are counted apart from real ones. --clear sets the counter back "
-        "to zero (the original's reboot-count control command); the history stays.",
-        epilog="examples:\n  rearm reboots\n  rearm reboots --json\n  rearm reboots --clear",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = subparsers.add_parser("reboots", help="the reboot-loop counter: show it, or --clear it")
     p.add_argument("--clear", action="store_true", help="set the counter back to zero")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_reboots)

@@ -168,7 +168,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "license",
         help="register and list license keys; issue them (vendors)",
-        description="License keys are signed offline: checking one needs no network.",
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 

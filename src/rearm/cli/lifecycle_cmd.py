@@ -72,9 +72,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser(
         "install",
         help="install the systemd unit that starts the daemon at boot (no questions asked)",
-        description="Write rearm.service (Type=notify, watchdog, Restart=always, "
-        "KillMode=process), then 'systemctl daemon-reload' and 'systemctl enable --now "
-        "rearm.service'. Run it again to update the unit; it says what changed.",
     )
     _add_unit_dir(p)
     p.add_argument(
@@ -87,8 +84,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser(
         "uninstall",
         help="stop the daemon and remove its systemd unit (services keep running)",
-        description="'systemctl disable --now rearm.service', then remove the unit file. "
-        "The services the daemon watched keep running, unwatched.",
     )
     _add_unit_dir(p)
     p.add_argument(
@@ -101,9 +96,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser(
         "doctor",
         help="check prerequisites: kernel, permissions, addresses, alert targets, unit",
-        description="Print each check as ok, warn or FAIL with its fix. Exit status 1 when a "
-        "check FAILs (rearm cannot work correctly until it is fixed). Run it as the user that "
-        "runs the daemon (root under systemd).",
     )
     _add_unit_dir(p)
     p.add_argument("--json", action="store_true", help="print the checks as JSON")

@@ -21,6 +21,8 @@ from typing import Any
 from rearm.api.client import ApiFailure, DaemonNotRunning, call
 from rearm.cli import (
     alert_cmd,
+    completion,
+    helptext,
     history_cmd,
     license_cmd,
     lifecycle_cmd,
@@ -478,6 +480,34 @@ def cmd_reprep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bundle(args: argparse.Namespace) -> int:
+    """The support bundle (rearm.bundle): the status from the daemon when one runs."""
+    from rearm import bundle
+    from rearm.config import load_cluster
+
+    home = _home(args)
+    try:
+        cluster_name = load_cluster(home).name
+    except ConfigError:
+        cluster_name = "unconfigured"
+
+    def status() -> dict[str, Any] | None:
+        try:
+            return dict(call(home.socket, "status"))
+        except (DaemonNotRunning, ApiFailure):
+            return None
+
+    name = f"rearm-bundle-{cluster_name}-{time.strftime('%Y%m%dT%H%M%S')}"
+    out = args.output or os.path.abspath(name + ".tar.gz")
+    made = bundle.collect(home, status, name)
+    made.write(out)
+    print(
+        f"wrote {out}: {len(made.files)} files, secrets masked; {len(made.left_out)} left out "
+        "(see its MANIFEST.txt)"
+    )
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from rearm.cli.demo import run_demo
 
@@ -548,14 +578,14 @@ def build_parser() -> argparse.ArgumentParser:
     group = sub.add_parser("group", help="create, delete, start, stop, show or edit groups")
     gsub = group.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = gsub.add_parser("create", help="create a group with template scripts")
-    p.add_argument("name")
+    p.add_argument("name", metavar="GROUP", help="the new group's name")
     p.add_argument(
         "--no-auto-start", action="store_true", help="do not bring it online when the daemon starts"
     )
     p.add_argument("--description")
     p.set_defaults(func=cmd_group_create)
     p = gsub.add_parser("delete", help="delete an offline group")
-    p.add_argument("name")
+    p.add_argument("name", metavar="GROUP", help="the group to delete")
     p.add_argument(
         "--purge",
         action="store_true",
@@ -568,14 +598,14 @@ def build_parser() -> argparse.ArgumentParser:
         ("restart", cmd_group_restart, "take a group offline, then bring it online"),
     ):
         p = gsub.add_parser(action, help=text)
-        p.add_argument("name")
+        p.add_argument("name", metavar="GROUP", help="the group")
         p.set_defaults(func=func)
     p = gsub.add_parser("show", help="show groups and their watches")
-    p.add_argument("name", nargs="?")
+    p.add_argument("name", nargs="?", metavar="GROUP", help="only this group")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_group_show)
     p = gsub.add_parser("edit", help="edit a start or stop script (group must be offline)")
-    p.add_argument("name")
+    p.add_argument("name", metavar="GROUP", help="the group (offline)")
     p.add_argument("which", choices=["start", "stop"])
     p.set_defaults(func=cmd_group_edit)
     template_cmd.add_group_template(gsub)
@@ -624,7 +654,16 @@ def build_parser() -> argparse.ArgumentParser:
     template_cmd.register(sub)
     passwd_cmd.register(sub)
     pacemaker_cmd.register(sub)
-    return parser
+    p = sub.add_parser("bundle", help="one tar.gz for a support case (secrets masked)")
+    p.add_argument(
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="where to write it (default: ./rearm-bundle-CLUSTER-TIME.tar.gz)",
+    )
+    p.set_defaults(func=cmd_bundle)
+    completion.register(sub)
+    return helptext.decorate(parser)
 
 
 def main(argv: list[str] | None = None) -> int:

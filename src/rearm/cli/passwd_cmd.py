@@ -77,9 +77,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser(
         "passwd",
         help="set a Manager (web UI) user's password",
-        description="Set the password of a Manager user (default: admin), stored as an "
-        "argon2id hash in etc/manager-users.toml (mode 0600). A new user is an admin unless "
-        "--read-only; an existing user keeps their role unless told otherwise.",
     )
     p.add_argument("user", nargs="?", default="admin", metavar="USER", help="default: admin")
     role = p.add_mutually_exclusive_group()

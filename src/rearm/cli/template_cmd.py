@@ -185,8 +185,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "template",
         help="script templates for common services (PostgreSQL, Redis, nginx, mail...)",
-        description="Ready-made start/stop scripts and service definitions, imported into a "
-        "group with 'rearm group template GROUP TEMPLATE'.",
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = actions.add_parser("list", help="the templates rearm ships")
@@ -206,8 +204,6 @@ def add_group_template(
     p = group_subparsers.add_parser(
         "template",
         help="import a template's scripts and service definitions (group must be offline)",
-        description="Writes the group's start.sh and stop.sh (the old ones kept as .bak) and "
-        "the template's service definitions into etc/services/.",
     )
     p.add_argument("name", metavar="NAME", help="the group (create it with 'rearm group create')")
     p.add_argument("template", metavar="TEMPLATE", help="see 'rearm template list'")
