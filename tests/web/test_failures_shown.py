@@ -49,3 +49,19 @@ def test_the_cluster_page_shows_and_clears_the_reboot_counter(manager: Manager) 
     assert done.status == 303
     event = wait_event(manager, "reboots_cleared")
     assert "Manager user admin" in event["message"]
+
+
+def test_restart_of_a_watch_from_the_manager_is_not_a_fault(manager: Manager) -> None:
+    from .manager import GROUP, WATCH
+
+    c = manager.client()
+    c.login()
+    before = manager.cluster.wait_running(WATCH)
+    path = f"/groups/{GROUP}/watches/{WATCH}/restart"
+    asked = c.action(path)
+    assert asked.status == 200 and f"Restart {WATCH}?" in asked.body
+    assert c.action(path, {"confirm": "yes"}).status == 303
+    after = manager.cluster.wait_running(WATCH, other_than=before["pid"])
+    assert after["restarts"] == before["restarts"] + 1 and after["faults_in_window"] == 0
+    assert wait_event(manager, "manager_watch_restart")["data"]["user"] == "admin"
+    assert not manager.events("fault")

@@ -34,12 +34,15 @@ def state_word(state: str, words: dict[str, str]) -> str:
 
 
 def policy_text(w: dict[str, Any]) -> str:
+    """A watch's restart policy as the armload options that made it, e.g. /R 3 /H 1 /INT 5
+    (the Manager shows it the same way)."""
     if not w.get("retry"):
         return "no restart"
     text = f"/R {w['retry']}"
     if w.get("hours"):
         text += f" /H {w['hours']}"
-    return text + f" /INT {w['interval']}"
+    text += f" /INT {w.get('interval', 0)}"
+    return text + (" /SCR" if w.get("script") else "")
 
 
 def watch_line(w: dict[str, Any]) -> str:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from rearm.cli.status_text import policy_text
 from rearm.web.context import manager_of
 from rearm.web.sessions import Session
 
@@ -36,15 +37,7 @@ def _local_time(value: float | str | None) -> str:
 
 def _policy(watch: dict[str, Any]) -> str:
     """A watch's restart policy as the armload options that made it, e.g. /R 3 /H 1 /INT 5."""
-    if not watch.get("retry"):
-        return "no restart"
-    text = f"/R {watch['retry']}"
-    if watch.get("hours"):
-        text += f" /H {watch['hours']}"
-    text += f" /INT {watch.get('interval', 0)}"
-    if watch.get("script"):
-        text += " /SCR"
-    return text
+    return policy_text(watch)
 
 
 @cache

@@ -121,24 +121,41 @@ async def stop(request: web.Request) -> web.StreamResponse:
     )
 
 
+def _ask_about_watch(
+    request: web.Request, form: dict[str, str], verb: str, title: str, message: str, button: str
+) -> web.Response | None:
+    """The confirmation page of an action on one watch, or None when it is confirmed."""
+    if confirmed(form):
+        return None
+    name, watch = request.match_info["name"], request.match_info["watch"]
+    return confirm_page(
+        request,
+        title=title,
+        message=message,
+        action=f"{_url(name)}/watches/{quote(watch, safe='')}/{verb}",
+        button=button,
+        cancel=_url(name),
+        danger=verb == "drill",
+    )
+
+
 @routes.post("/groups/{name}/watches/{watch}/drill")
 async def drill(request: web.Request) -> web.StreamResponse:
     name, watch = request.match_info["name"], request.match_info["watch"]
-    form = await form_of(request)
-    operator = operator_of(request)
-    if not confirmed(form):
-        return confirm_page(
-            request,
-            title=f"Inject a fault into {watch}?",
-            message=f"The process of watch {watch} gets SIGKILL, as if it had crashed. rearm "
-            "then does what its policy says: restart it after /INT seconds, or fire the final "
-            "action when this fault is one too many within /H hours.",
-            action=f"{_url(name)}/watches/{quote(watch, safe='')}/drill",
-            button=f"Kill {watch} now",
-            cancel=_url(name),
-        )
+    asked = _ask_about_watch(
+        request,
+        await form_of(request),
+        "drill",
+        f"Inject a fault into {watch}?",
+        f"The process of watch {watch} gets SIGKILL, as if it had crashed. rearm then does what "
+        "its policy says: restart it after /INT seconds, or fire the final action when this "
+        "fault is one too many within /H hours.",
+        f"Kill {watch} now",
+    )
+    if asked is not None:
+        return asked
     try:
-        pid = operator.drill_fault(name, watch)
+        pid = operator_of(request).drill_fault(name, watch)
     except OperatorError as e:
         return refused(request, e)
     session_of(request).flash(f"Drill: {watch} (pid {pid}) was killed; watch the recovery below.")
@@ -148,23 +165,21 @@ async def drill(request: web.Request) -> web.StreamResponse:
 @routes.post("/groups/{name}/watches/{watch}/restart")
 async def restart(request: web.Request) -> web.StreamResponse:
     name, watch = request.match_info["name"], request.match_info["watch"]
-    form = await form_of(request)
-    operator = operator_of(request)
-    if not confirmed(form):
-        return confirm_page(
-            request,
-            title=f"Restart {watch}?",
-            message=f"The target of watch {watch} is stopped (its stop command or signal, "
-            "SIGKILL after 40 s) and started again. An operator's restart is not a fault: "
-            "nothing is counted toward /R.",
-            action=f"{_url(name)}/watches/{quote(watch, safe='')}/restart",
-            button=f"Restart {watch}",
-            cancel=_url(name),
-            danger=False,
-        )
+    asked = _ask_about_watch(
+        request,
+        await form_of(request),
+        "restart",
+        f"Restart {watch}?",
+        f"The target of watch {watch} is stopped (its stop command or signal, SIGKILL after "
+        "40 s) and started again. An operator's restart is not a fault: nothing is counted "
+        "toward /R.",
+        f"Restart {watch}",
+    )
+    if asked is not None:
+        return asked
     await run_briefly(
         request,
-        operator.restart_watch(name, watch),
+        operator_of(request).restart_watch(name, watch),
         done=f"{watch} was restarted.",
         pending=f"{watch} is restarting: its progress shows here as it happens.",
     )
