@@ -4,12 +4,16 @@ hints it prints work from a new shell. And README step 4's `rearm daemon --wait-
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
+import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -31,31 +35,56 @@ class Demo:
             start_new_session=True,  # its own process group, as a terminal gives it
         )
         self.lines: list[str] = []
+        self.root: str | None = None
+        # Its output is read by a thread: a wait for a line has a deadline even when the demo
+        # prints nothing more.
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._queue.put(line)
+        self._queue.put(None)
 
     def until(self, pattern: str, timeout: float = 60) -> re.Match[str]:
         """Read its output until a line matches `pattern`."""
         deadline = time.monotonic() + timeout
-        assert self.proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
+        while True:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(
+                    f"no line matching {pattern!r}: {''.join(self.lines)}"
+                ) from None
+            if line is None:
                 raise AssertionError(f"the demo ended first: {''.join(self.lines)}")
             self.lines.append(line)
+            if self.root is None and line.startswith("demo home: "):
+                self.root = line.split()[2]
             found = re.search(pattern, line)
             if found:
                 return found
-        raise AssertionError(f"no line matching {pattern!r}: {''.join(self.lines)}")
 
     def ctrl_c(self) -> str:
         """What a terminal does on Ctrl-C: SIGINT to the whole foreground process group."""
         os.killpg(self.proc.pid, signal.SIGINT)
-        rest, _ = self.proc.communicate(timeout=120)
-        return rest
+        self.proc.wait(timeout=120)
+        rest = []
+        while (line := self._queue.get(timeout=30)) is not None:
+            rest.append(line)
+        return "".join(rest)
 
     def close(self) -> None:
+        """After a failure: end the demo and whatever it left (found by its unique home)."""
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+        if self.root is not None:
+            for pid in _carrying(self.root):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 def _carrying(root: str) -> list[int]:
