@@ -256,6 +256,28 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
             "rearm passwd admin --password-stdin < pw.txt",
         ),
     ),
+    "ocf": (
+        "Install or remove the Pacemaker resource agent ocf:rearm:group (docs/pacemaker.md).",
+        ("rearm ocf install", "rearm ocf uninstall"),
+    ),
+    "ocf install": (
+        "Install the agent into /usr/lib/ocf/resource.d/rearm/ (or under --prefix DIR).",
+        ("rearm ocf install", "rearm ocf install --prefix /tmp/stage"),
+    ),
+    "ocf uninstall": ("Remove the agent.", ("rearm ocf uninstall",)),
+    "export": (
+        "The groups as another cluster manager's configuration.",
+        ("rearm export pacemaker > rearm.xml",),
+    ),
+    "export pacemaker": (
+        "One ocf:rearm:group primitive per group, the management address as an "
+        "ocf:heartbeat:IPaddr2 primitive with its constraints (docs/pacemaker.md); --check runs "
+        "crm_verify on the result merged into the cluster's CIB.",
+        (
+            "rearm export pacemaker --check > rearm.xml",
+            "rearm export pacemaker SRE-GRP --format crm > rearm.crm",
+        ),
+    ),
     "bundle": (
         "Collect what a support case needs into one tar.gz (the original's log collection): "
         "the configuration with every secret masked (passwords, keys, hashes, communities), "

@@ -50,8 +50,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = esub.add_parser(
         "pacemaker",
         help="the groups as Pacemaker resources (CIB XML, or crm shell syntax)",
-        description="One ocf:rearm:group primitive per group, the management address as an "
-        "ocf:heartbeat:IPaddr2 primitive with its constraints (docs/pacemaker.md).",
     )
     p.add_argument("groups", nargs="*", metavar="GROUP", help="only these groups (default: all)")
     p.add_argument("--format", choices=("xml", "crm"), default="xml")
