@@ -86,6 +86,7 @@ def test_with_read_access_everyone_others_read_but_change_nothing(open_home: Pat
         assert not stop["ok"]
         assert c.watch("GUARDED")["state"] == "running"  # type: ignore[index]
         assert c.watch("EVIL") is None
+        assert not c.events("reboots_cleared") and not c.events("operator_restart")
     finally:
         c.cleanup()
 
@@ -98,6 +99,8 @@ MUTATING_OPS: dict[str, dict[str, Any]] = {
     "group_start": {"group": "off"},
     "group_stop": {"group": "on"},
     "shutdown": {"stop_groups": True},
+    "restart": {"watch_id": "GUARDED"},
+    "reboots_clear": {},
 }
 
 
@@ -148,6 +151,7 @@ def test_every_mutating_op_is_refused_to_other_users_and_changes_nothing(
         assert c.watch("ONW")["state"] == "running"  # type: ignore[index]
         assert c.watch("GUARDED")["pid"] == guarded  # type: ignore[index]
         assert c.watch("EVIL") is None
+        assert not c.events("reboots_cleared") and not c.events("operator_restart")
         # Reading stays allowed.
         assert _as_user("nobody", sock, "events", {"limit": 5})["ok"]
     finally:

@@ -40,6 +40,9 @@ DEFAULT_KINDS = (
     "state_rebuilt",
     "state_write_failed",
     "state_write_recovered",
+    "config_fault",  # a watch failed by its configuration (not counted toward /R)
+    "manager_unavailable",  # the Manager could not listen on its address
+    "reboots_cleared",  # the reboot-loop guard counts from zero again
 )
 
 # Every kind of event the daemon emits. A sink's `kinds` must name one of these (or be a pattern
@@ -65,6 +68,9 @@ KNOWN_KINDS = frozenset(
         "group_offline",
         "group_waiting",
         "group_stop_script_failed",
+        "group_deleted",
+        "watch_restart",
+        "operator_restart",
         "config_reload",
         "config_error",
         # What operators do in the Manager, each naming the user.
@@ -79,6 +85,7 @@ KNOWN_KINDS = frozenset(
         "manager_template_import",
         "manager_cluster_set",
         "manager_license_register",
+        "manager_watch_restart",
     }
 )
 

@@ -2,7 +2,7 @@
 
 Root, the daemon's own user and members of the cluster's `admin_group` may change things.
 Anyone else who can reach the socket (only when `read_access = "everyone"` opens it to all)
-may only read: status, events and the live log.
+may only read: status, events, the live log and the reboot counter.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import grp
 import os
 from dataclasses import dataclass
 
-READ_ONLY_OPS = frozenset({"ping", "status", "events", "follow"})
+READ_ONLY_OPS = frozenset({"ping", "status", "events", "follow", "reboots"})
 
 
 @dataclass(frozen=True)
