@@ -67,13 +67,13 @@ def test_a_program_that_cannot_run_fails_the_watch(
 
 def test_a_user_that_does_not_exist_fails_the_watch(cluster: Cluster) -> None:
     cluster.ok("armem", "/M", "reboot")
-    cluster.write_service("svc", 'command = ["/bin/sleep", "1000"]\nuser = "nobody"\n')
+    cluster.write_service("svc", 'command = ["/bin/sleep", "4713.21"]\nuser = "nobody"\n')
     cluster.ok("armload", "SVC", "/S", "/R", "1", "/INT", "0", "svc")
     _crash_once(
         cluster,
         "SVC",
         lambda: cluster.write_service(
-            "svc", 'command = ["/bin/sleep", "1000"]\nuser = "no_such_user_r13"\n'
+            "svc", 'command = ["/bin/sleep", "4713.21"]\nuser = "no_such_user_r13"\n'
         ),
     )
     assert _config_fault(cluster, "SVC", "no such user")["faults_in_window"] == 1
@@ -81,7 +81,7 @@ def test_a_user_that_does_not_exist_fails_the_watch(cluster: Cluster) -> None:
 
 def test_a_definition_that_is_gone_fails_the_watch(cluster: Cluster) -> None:
     cluster.ok("armem", "/M", "reboot")
-    cluster.write_service("svc", 'command = ["/bin/sleep", "1000"]\n')
+    cluster.write_service("svc", 'command = ["/bin/sleep", "4713.22"]\n')
     cluster.ok("armload", "SVC", "/S", "/R", "1", "/INT", "0", "svc")
     definition = cluster.home / "etc" / "services" / "svc.toml"
     _crash_once(cluster, "SVC", definition.unlink)

@@ -17,8 +17,8 @@ def test_a_deleted_group_leaves_status_and_its_own_definitions_can_be_purged(
     cluster: Cluster,
 ) -> None:
     services = cluster.home / "etc" / "services"
-    cluster.write_service("mine", 'command = ["/bin/sleep", "1000"]\n')
-    cluster.write_service("shared", 'command = ["/bin/sleep", "1001"]\n')
+    cluster.write_service("mine", 'command = ["/bin/sleep", "4713.31"]\n')
+    cluster.write_service("shared", 'command = ["/bin/sleep", "4713.32"]\n')
     cluster.write_group("A", "armload AM /S /R 1 mine\narmload AS /S /R 1 shared")
     cluster.write_group("B", "armload BS /S /R 1 shared")
     cluster.write_group("C", "armload CM /S /R 1 mine")
@@ -59,7 +59,7 @@ def test_a_group_folder_removed_by_hand_leaves_status_at_once_and_at_reload(
 
 
 def test_a_definition_a_live_watch_uses_is_kept(cluster: Cluster) -> None:
-    cluster.write_service("solo", 'command = ["/bin/sleep", "1002"]\n')
+    cluster.write_service("solo", 'command = ["/bin/sleep", "4713.33"]\n')
     cluster.write_group("F", "armload FS /S /R 1 solo")
     cluster.ok("armload", "TYPED", "/S", "/R", "1", "solo")  # typed at a shell, no group
     out = cluster.rearm("group", "delete", "F", "--purge")

@@ -62,11 +62,11 @@ def test_a_definition_in_use_is_never_replaced_and_a_template_imports_beside_it(
 
 def test_status_shows_a_watch_running_an_older_definition(cluster: Cluster) -> None:
     definition = cluster.home / "etc" / "services" / "slp.toml"
-    cluster.write_service("slp", 'command = ["/bin/sleep", "1000"]\n')
+    cluster.write_service("slp", 'command = ["/bin/sleep", "4713.41"]\n')
     cluster.ok("armload", "SLP", "/S", "/R", "2", "slp")
     pid = cluster.wait_running("SLP")["pid"]
     assert cluster.watch("SLP")["definition_changed"] is False  # type: ignore[index]
-    definition.write_text('command = ["/bin/sleep", "2000"]\n')  # the admin edits it
+    definition.write_text('command = ["/bin/sleep", "4713.42"]\n')  # the admin edits it
     w = cluster.watch("SLP")
     assert w is not None and w["definition_changed"] is True and w["pid"] == pid
     line = next(x for x in cluster.rearm("status").splitlines() if "SLP" in x)
@@ -79,7 +79,7 @@ def test_status_shows_a_watch_running_an_older_definition(cluster: Cluster) -> N
     cluster.kill_daemon()
     cluster.start_daemon()
     assert cluster.watch("SLP")["definition_changed"] is False  # type: ignore[index]
-    definition.write_text('command = ["/bin/sleep", "3000"]\n')
+    definition.write_text('command = ["/bin/sleep", "4713.43"]\n')
     assert json.loads(cluster.rearm("status", "SLP", "--json"))["definition_changed"] is True
 
 

@@ -132,16 +132,20 @@ def test_a_definition_made_writable_later_is_refused_at_the_next_restart(
     pid = cluster.wait_running("WEB")["pid"]
     path.chmod(0o666)
     os.kill(pid, signal.SIGKILL)
-    # With /R 1 the refused restart is the second fault: over the threshold.
+    # A refused definition is a fault of the configuration, not of the service: the watch
+    # fails with a critical event (an alert) instead of counting toward /R (issue 13; a final
+    # action could not make the file trusted again).
     [refusal] = wait_for(
         "the restart to be refused",
-        lambda: [e for e in cluster.events("threshold") if "refused" in e["message"]],
+        lambda: [e for e in cluster.events("config_fault") if "refused" in e["message"]],
     )
+    assert refusal["severity"] == "critical"
     assert "cannot start: etc/services/web.toml refused" in refusal["message"]
     assert f"{path} is writable by its group and others (mode 0666" in refusal["message"]
     assert f"fix: chmod go-w {path}" in refusal["message"]
     w = cluster.watch("WEB")
-    assert w is not None and w["state"] == "escalated" and w["pid"] is None
+    assert w is not None and w["state"] == "failed" and w["pid"] is None
+    assert not cluster.events("final_action")
 
 
 def test_an_untrusted_cluster_toml_is_refused(cluster: Cluster) -> None:
