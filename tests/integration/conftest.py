@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from .harness import Cluster
+from .unix_users import Accounts, accounts, open_folder
 
 
 @pytest.fixture
@@ -29,3 +30,17 @@ def offline_cluster(tmp_path: Path) -> Iterator[Cluster]:
         yield c
     finally:
         c.cleanup()
+
+
+@pytest.fixture
+def unix() -> Iterator[Accounts]:
+    """Make users and groups for this test (unique names); they are removed after it."""
+    with accounts() as made:
+        yield made
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A temporary folder that other users may enter (mode 0755)."""
+    with open_folder() as folder:
+        yield folder

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import json
 import os
 import pwd
 import shutil
+import signal
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +20,8 @@ import pytest
 from rearm.api.client import ApiFailure, DaemonNotRunning, call
 
 from .harness import Cluster
+from .pid_at import process_at_pid, wait_exec
+from .unix_users import Accounts, as_user
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="changing user needs root (CI is root)")
 
@@ -28,7 +33,7 @@ def _as_user(user: str, socket_path: str, op: str, args: dict[str, Any]) -> dict
     pid = os.fork()
     if pid == 0:  # the child: drop every privilege, then talk to the socket
         try:
-            os.setgroups([])
+            os.initgroups(entry.pw_name, entry.pw_gid)  # its own groups, none of root's
             os.setgid(entry.pw_gid)
             os.setuid(entry.pw_uid)
             try:
@@ -169,5 +174,113 @@ def test_members_of_admin_group_may_change_things(open_home: Path) -> None:
         answer = _as_user("nobody", sock, "armload", {"request": request})
         assert answer["ok"], answer
         assert c.wait_running("BYADMIN")
+    finally:
+        c.cleanup()
+
+
+# The attacker: connects, says its pid, and ends; a child of it keeps the connection open and
+# sends the request only when told to (once the pid belongs to someone else).
+_HOLD_THEN_SEND = r"""
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+print(os.getpid(), flush=True)
+if os.fork():
+    os._exit(0)
+sys.stdin.readline()
+s.sendall(sys.argv[2].encode() + b"\n")
+print(s.makefile().readline().strip(), flush=True)
+"""
+
+
+def test_groups_are_those_of_connect_time_not_of_whoever_has_the_pid_later(
+    unix: Accounts, open_dir: Path
+) -> None:
+    """High 1: a user holds a connection until its pid belongs to a process of a member of
+    admin_group. Judged by /proc/PID/status at request time (main before the fix), the request
+    ran as root; judged by the credentials the kernel recorded at connect(), it is refused."""
+    admins = unix.group("radm")
+    admin = unix.user("radm", groups=(admins.gr_name,))
+    attacker = unix.user("ratk")
+    c = Cluster(open_dir / "home")
+    c.create(admin_group=admins.gr_name, read_access="everyone")
+    c.start_daemon()
+    marker = open_dir / "ran-as-root"
+    holder: subprocess.Popen[str] | None = None
+    at_pid: subprocess.Popen[str] | None = None
+    reused = 0
+    try:
+        request = {
+            "op": "armload",
+            "args": {
+                "request": {"watch_id": "EVIL", "argv": ["/bin/sh", "-c", f"id -u > {marker}"]}
+            },
+        }
+        holder = subprocess.Popen(
+            [
+                "/usr/bin/python3",
+                "-c",
+                _HOLD_THEN_SEND,
+                c.home.joinpath("run", "rearm.sock").as_posix(),
+                json.dumps(request),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            **as_user(attacker),  # type: ignore[arg-type]
+        )
+        assert holder.stdin is not None and holder.stdout is not None
+        reused = int(holder.stdout.readline())
+        holder.wait(timeout=10)  # the connecting process has ended: its pid is free
+        at_pid = process_at_pid(
+            reused,
+            [
+                "/usr/bin/setpriv",
+                f"--reuid={admin.pw_name}",
+                f"--regid={admin.pw_gid}",
+                "--init-groups",
+                "/bin/sleep",
+                "300",
+            ],
+        )
+        wait_exec(reused, "/bin/sleep")
+        status = Path(f"/proc/{reused}/status").read_text()
+        groups = next(line for line in status.splitlines() if line.startswith("Groups:"))
+        assert str(admins.gr_gid) in groups.split(), "the pid is not an admin's process yet"
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+        answer = json.loads(holder.stdout.readline())
+        assert not answer["ok"], answer
+        assert (
+            "permission denied" in answer["error"] and f"uid {attacker.pw_uid}" in answer["error"]
+        )
+        assert c.watch("EVIL") is None
+        assert not marker.exists()
+    finally:
+        if reused and at_pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(reused, signal.SIGKILL)
+            at_pid.wait(timeout=10)
+        if holder is not None:
+            holder.kill()
+        c.cleanup()
+
+
+def test_a_supplementary_group_of_connect_time_makes_an_admin(
+    unix: Accounts, open_dir: Path
+) -> None:
+    """The groups the kernel recorded at connect() (SO_PEERGROUPS) count, not only the
+    primary group: a member of admin_group by /etc/group may change things."""
+    admins = unix.group("radm")
+    admin = unix.user("radm", groups=(admins.gr_name,))
+    c = Cluster(open_dir / "home")
+    c.create(admin_group=admins.gr_name)
+    c.start_daemon()
+    try:
+        sock = str(c.home / "run" / "rearm.sock")
+        request = {"watch_id": "BYMEMBER", "argv": ["/bin/sleep", "1000"]}
+        answer = _as_user(admin.pw_name, sock, "armload", {"request": request})
+        assert answer["ok"], answer
+        assert c.wait_running("BYMEMBER")
     finally:
         c.cleanup()

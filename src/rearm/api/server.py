@@ -13,11 +13,10 @@ import json
 import logging
 import os
 import socket
-import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from rearm.api.access import AccessPolicy, Caller
+from rearm.api.access import AccessPolicy, Caller, peer_caller
 
 log = logging.getLogger("rearm.api")
 
@@ -158,6 +157,4 @@ async def _answer(writer: asyncio.StreamWriter, obj: dict[str, Any]) -> None:
 
 def _peer(writer: asyncio.StreamWriter) -> Caller:
     sock: socket.socket = writer.get_extra_info("socket")
-    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    pid, uid, gid = struct.unpack("3i", creds)
-    return Caller(pid, uid, gid)
+    return peer_caller(sock)
