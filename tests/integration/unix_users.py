@@ -7,13 +7,16 @@ that asks for a user fails rather than skips, since a skipped security test prov
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import pwd
 import secrets
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -52,6 +55,8 @@ class Accounts:
         return pwd.getpwnam(name)
 
     def remove(self) -> None:
+        for name in self.users:
+            _end_processes_of(pwd.getpwnam(name).pw_uid)
         for name in reversed(self.users):
             subprocess.run(["userdel", name], capture_output=True, timeout=60)
             if _exists(grp.getgrnam, name):  # its own group, when userdel left it
@@ -61,6 +66,28 @@ class Accounts:
         left = [n for n in self.users if _exists(pwd.getpwnam, n)]
         left += [n for n in self.groups if _exists(grp.getgrnam, n)]
         assert not left, f"could not remove the test's users and groups: {left}"
+
+
+def _end_processes_of(uid: int) -> None:
+    """SIGKILL every process running as `uid`, one by one by pid: the user was made by this
+    test with a unique name, so each of them was started by the test (a failed test may leave
+    some, and userdel refuses a user that still runs something)."""
+    for _ in range(50):
+        pids = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    pids.append(int(entry))
+            except FileNotFoundError:
+                continue
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.02)  # zombies of a parent that is not this test: let them be reaped
 
 
 def _exists(lookup: object, name: str) -> bool:

@@ -217,7 +217,7 @@ class Supervisor:
                 "state": held.state,
                 "message": claims.already_watched(req.service, held),
             }
-        running = self._find_running(req, service) if unit is None else None
+        running = await self._find_running(req, service) if unit is None else None
         if unit is not None and self.units.running(unit) and not req.adopt:
             raise ApiError(
                 f"service '{req.service}' is already running (unit {unit.name}, pid "
@@ -337,10 +337,14 @@ class Supervisor:
     def _watched_pids(self) -> set[int]:
         return {rt.watch.pid for rt in self.runtimes.values() if rt.watch.pid is not None}
 
-    def _find_running(self, req: LoadRequest, service: ServiceDef | None) -> Proc | None:
+    async def _find_running(self, req: LoadRequest, service: ServiceDef | None) -> Proc | None:
         if service is not None and service.pidfile is not None:
-            found_one = pidfile.verified(service.pidfile, service.command[0])
-            if found_one is not None and found_one.pid not in self._watched_pids():
+            # A refused pid file (not a plain file of the service's user, or a pid of another
+            # user's) names nothing to adopt: the start that follows says why it fails.
+            found_one = await pidfile.look_off_loop(
+                service.pidfile, service.command[0], user=service.user
+            )
+            if isinstance(found_one, Proc) and found_one.pid not in self._watched_pids():
                 return found_one
             return None
         if service is not None:
@@ -513,9 +517,20 @@ class Supervisor:
                             )
                             self._apply(rt, failed)
                             return
-                found = pidfile.verified(
-                    service.pidfile, service.command[0], not_before=launcher.start
+                found = await pidfile.look_off_loop(
+                    service.pidfile,
+                    service.command[0],
+                    not_before=launcher.start,
+                    user=service.user,
+                    launcher=launcher,
                 )
+                if rt.forgotten:
+                    return
+                if isinstance(found, str):  # what the service's user left there is refused
+                    if launcher_fd is not None:
+                        process.signal_target(launcher.pid, True, signal.SIGKILL)
+                    self._apply(rt, w.start_failed(self.clock(), f"pid file refused: {found}"))
+                    return
                 if found is not None:
                     self._follow_found(rt, service, found, launcher)
                     if found.pid == launcher.pid:
