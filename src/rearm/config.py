@@ -60,6 +60,8 @@ def read_toml(home: Home, path: str, *, trust: bool = True) -> dict[str, Any]:
         raise ConfigError(
             f"{_display(home, path)}: not UTF-8 text (byte {e.start}): TOML files are UTF-8"
         ) from None
+    except RecursionError:  # tomllib parses nested arrays and tables by recursion
+        raise ConfigError(f"{_display(home, path)}: not valid TOML: nested too deeply") from None
     except OSError as e:
         raise ConfigError(f"{_display(home, path)}: cannot read: {e.strerror}") from None
 
@@ -289,6 +291,8 @@ def set_cluster_keys(home: Home, assignments: dict[str, str]) -> tuple[Cluster, 
     except FileNotFoundError:
         load_cluster(home)  # raises the "no cluster configured" message
         raise
+    except RecursionError:
+        raise ConfigError(f"{_display(home, path)}: not valid TOML: nested too deeply") from None
     for key, text in assignments.items():
         convert = SETTABLE.get(key)
         if convert is None:
@@ -367,7 +371,7 @@ def load_service(home: Home, name: str, *, trust: bool = True) -> ServiceDef | N
         user=t.str_("user"),
         group=t.str_("group"),
         directory=directory,
-        environment=t.str_map("environment"),
+        environment=t.environment("environment"),
         pidfile=pidfile,
         stop_signal=stop_signal,
         stop_command=t.argv("stop_command"),

@@ -124,6 +124,15 @@ class Table:
             raise self.error(key, 'must be a table of string values, e.g. { LANG = "C.UTF-8" }')
         return dict(value)
 
+    def environment(self, key: str) -> dict[str, str]:
+        """A table of environment variables: str_map, with names and values a process can
+        be given (posix_spawn refuses the rest, and the start would fail only then)."""
+        env = self.str_map(key)
+        problem = environment_problem(env)
+        if problem is not None:
+            raise self.error(key, problem)
+        return env
+
     def table(self, key: str) -> Table | None:
         value = self._get(key)
         if value is None:
@@ -163,3 +172,14 @@ def check_name(kind: str, name: str) -> str:
     if not NAME_RE.fullmatch(name):
         raise ConfigError(f"{kind} name '{name}': use {NAME_RULE}")
     return name
+
+
+def environment_problem(env: dict[str, str]) -> str | None:
+    """Why `env` cannot be a process's environment, or None. A name is not empty and holds no
+    '=' and no NUL byte; a value holds no NUL byte."""
+    for name, value in env.items():
+        if not name or "=" in name or "\0" in name:
+            return f"{name!r} is not a variable name (not empty, and no '=' or NUL byte)"
+        if "\0" in value:
+            return f"the value of {name} holds a NUL byte"
+    return None

@@ -157,7 +157,7 @@ class Cluster:
         path.write_text(text)
 
     # --- the daemon ---------------------------------------------------------------------------
-    def start_daemon(self) -> None:
+    def start_daemon(self, pass_fds: tuple[int, ...] = ()) -> None:
         assert self.daemon is None or self.daemon.poll() is not None
         log = open(self.daemon_log, "ab")  # noqa: SIM115 -- held by the child
         self.daemon = subprocess.Popen(
@@ -167,6 +167,7 @@ class Cluster:
             stdout=log,
             stderr=log,
             start_new_session=True,
+            pass_fds=pass_fds,
         )
         log.close()
         wait_for(

@@ -108,6 +108,9 @@ class ControlServer:
         except (ValueError, KeyError, TypeError):
             await _answer(writer, {"ok": False, "error": "malformed request"})
             return
+        except RecursionError:  # [[[[... : no request of rearm's nests more than a few levels
+            await _answer(writer, {"ok": False, "error": "malformed request: nested too deeply"})
+            return
         refusal = self.access.refusal(caller, op)
         if refusal is not None:
             await _answer(writer, {"ok": False, "error": refusal})

@@ -22,7 +22,7 @@ import pwd
 import stat
 from concurrent.futures import ThreadPoolExecutor
 
-from rearm.backends.process import Proc, real_uid, start_time
+from rearm.backends.process import Proc, SpawnError, real_uid, start_time, uid_of
 
 MAX_SIZE = 64  # "4194304\n" with room for blanks: anything longer is not a pid file
 READ_TIMEOUT = 5.0
@@ -45,15 +45,11 @@ class Refused(Exception):
 
 
 def user_uid(user: str | None) -> int:
-    """The uid a service runs as: its `user =` (a name or a uid), root without one."""
-    if user is None:
-        return 0
-    if user.isdigit():
-        return int(user)
+    """The uid a service runs as: its `user =` (a name or a uid), the daemon's without one."""
     try:
-        return pwd.getpwnam(user).pw_uid
-    except KeyError:
-        raise Refused(f"no such user '{user}'") from None
+        return uid_of(user)
+    except SpawnError as e:
+        raise Refused(e.strerror) from None
 
 
 def _owner(uid: int) -> str:

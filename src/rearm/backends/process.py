@@ -108,8 +108,63 @@ def spawn(
         # clear refusal now. Unwrapped, posix_spawn itself fails and _why_not explains it.
         _check_program(program)
         _check_ids(user, group)
-    # posix_spawn (vfork + exec) is the fastest way to start a process from Python, but cannot
-    # change directory or identity; small exec wrappers do that without a shell in between.
+    full = wrap(argv, cwd=cwd, user=user, group=group, limits=limits)
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640),
+        (os.POSIX_SPAWN_DUP2, 1, 2),
+    ]
+    before = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+    for attempt in (1, 2):
+        try:
+            # Python ignores SIGPIPE and SIGXFSZ for itself; ignored signals survive exec, so
+            # they are set back to their defaults for the service.
+            pid = os.posix_spawn(
+                full[0],
+                full,
+                env,
+                file_actions=actions,
+                setsid=True,
+                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+            )
+            break
+        except ValueError as e:  # a NUL byte or '=' in a name of the environment, or in argv
+            raise SpawnError(errno.EINVAL, f"{program}: {e}") from None
+        except OSError as e:
+            # The log's folder is made here, on the rare spawn that needs it, rather than
+            # looked for before every restart (the restart path is the hot path).
+            log_folder = os.path.dirname(log_path)
+            if attempt == 1 and e.errno == errno.ENOENT and not os.path.isdir(log_folder):
+                os.makedirs(log_folder, exist_ok=True)
+                continue
+            _check_program(program)
+            raise SpawnError(e.errno or 0, f"{program}: {e.strerror}") from None
+    start = start_tick_between(before, time.clock_gettime_ns(time.CLOCK_BOOTTIME))
+    if start is None:
+        start = start_time(pid)
+    if start is None:
+        # It ended already; it is still our child, so its exit will be read from the pidfd
+        # path as usual. Record a start time that no live process can match.
+        start = -1
+    return Proc(pid, start)
+
+
+def wrap(
+    argv: Sequence[str],
+    *,
+    cwd: str | None = None,
+    user: str | None = None,
+    group: str | None = None,
+    limits: Sequence[Limit] = (),
+) -> list[str]:
+    """argv behind the exec wrappers that set its limits, identity and folder.
+
+    posix_spawn (vfork + exec) is the fastest way to start a process from Python, but cannot
+    change directory or identity; small exec wrappers do that without a shell in between.
+    Every wrapper execs the next with the argv it was given: prlimit (limits), then setpriv
+    (user, group), then env -C (cwd), then the program. Used for targets and for the commands
+    run on their behalf (stop and ready commands), which run as the target's user too.
+    """
     full = list(argv)
     if cwd is not None:
         full = [ENV, "-C", cwd, "--", *full]
@@ -131,42 +186,61 @@ def spawn(
                 errno.ENOENT, f"{PRLIMIT} is missing (apt-get install util-linux): needed by limits"
             )
         full = [PRLIMIT, *prlimit_options(limits), "--", *full]
-    actions = [
-        (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
-        (os.POSIX_SPAWN_OPEN, 1, log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640),
-        (os.POSIX_SPAWN_DUP2, 1, 2),
-    ]
-    before = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
-    for attempt in (1, 2):
+    return full
+
+
+def uid_of(user: str | None) -> int:
+    """The uid a target runs as: its user (a name or a uid), else the daemon's own."""
+    if user is None:
+        return os.geteuid()
+    if user.isdigit():
+        return int(user)
+    import pwd
+
+    try:
+        return pwd.getpwnam(user).pw_uid
+    except KeyError:
+        raise SpawnError(errno.EINVAL, f"no such user '{user}'") from None
+
+
+# What `su -` gives a login: these from the user's entry, PATH fixed, nothing of the caller's.
+LOGIN_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+def login_env(user: str) -> dict[str, str]:
+    """HOME, USER, LOGNAME and SHELL of `user` (a name or a uid), as `su -` sets them."""
+    import pwd
+
+    try:
+        entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+    except KeyError:
+        raise SpawnError(errno.EINVAL, f"no such user '{user}'") from None
+    return {
+        "HOME": entry.pw_dir,
+        "USER": entry.pw_name,
+        "LOGNAME": entry.pw_name,
+        "SHELL": entry.pw_shell or "/bin/sh",
+    }
+
+
+def close_inherited_fds() -> list[int]:
+    """Close every descriptor above stderr that this process inherited (those without
+    close-on-exec: Python opens its own with it). Whoever started the daemon may have left it
+    some, and posix_spawn would hand them on to every target, whatever its user. Returns the
+    descriptors closed."""
+    closed = []
+    for entry in os.listdir("/proc/self/fd"):
+        fd = int(entry)
+        if fd <= 2:
+            continue
         try:
-            # Python ignores SIGPIPE and SIGXFSZ for itself; ignored signals survive exec, so
-            # they are set back to their defaults for the service.
-            pid = os.posix_spawn(
-                full[0],
-                full,
-                env,
-                file_actions=actions,
-                setsid=True,
-                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
-            )
-            break
-        except OSError as e:
-            # The log's folder is made here, on the rare spawn that needs it, rather than
-            # looked for before every restart (the restart path is the hot path).
-            log_folder = os.path.dirname(log_path)
-            if attempt == 1 and e.errno == errno.ENOENT and not os.path.isdir(log_folder):
-                os.makedirs(log_folder, exist_ok=True)
+            if not os.get_inheritable(fd):
                 continue
-            _check_program(program)
-            raise SpawnError(e.errno or 0, f"{program}: {e.strerror}") from None
-    start = start_tick_between(before, time.clock_gettime_ns(time.CLOCK_BOOTTIME))
-    if start is None:
-        start = start_time(pid)
-    if start is None:
-        # It ended already; it is still our child, so its exit will be read from the pidfd
-        # path as usual. Record a start time that no live process can match.
-        start = -1
-    return Proc(pid, start)
+            os.close(fd)
+        except OSError:  # the descriptor of the listing itself, already gone
+            continue
+        closed.append(fd)
+    return closed
 
 
 def _check_program(program: str) -> None:
@@ -344,7 +418,7 @@ def may_claim(
         request = json.loads(env.get(REQUEST_VAR, ""))
         user = request.get("user")
         service = request.get("service")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):  # anyone's environment: anything
         return False
     if user is None and isinstance(service, str) and service_user is not None:
         user = service_user(service)
@@ -388,15 +462,20 @@ def processes_with_env(
     return found
 
 
-def find_by_argv(argv: list[str], exclude: set[int]) -> list[Proc]:
-    """Running processes whose command line is exactly `argv` (for /A adoption)."""
+def find_by_argv(argv: list[str], exclude: set[int], uid: int) -> list[Proc]:
+    """Running processes of real uid `uid` whose command line is exactly `argv` (for /A
+    adoption). Anyone can run a program with any command line: a process of another user is
+    not the target, and adopting it would let rearm signal it, and restart it as `uid`."""
     wanted = b"\0".join(a.encode() for a in argv) + b"\0"
     me = os.getpid()
     return _live(
         [
             pid
             for pid in _pids()
-            if pid not in exclude and pid != me and _read(f"/proc/{pid}/cmdline") == wanted
+            if pid not in exclude
+            and pid != me
+            and _read(f"/proc/{pid}/cmdline") == wanted
+            and real_uid(pid) == uid
         ]
     )
 

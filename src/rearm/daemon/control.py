@@ -16,6 +16,7 @@ from rearm.api.server import ApiError
 from rearm.arm import ArmUsageError, parse_armload
 from rearm.model import KillRequest, LoadRequest, request_from_dict
 from rearm.store import iso8601
+from rearm.validate import environment_problem
 from rearm.web import eventlog
 
 if TYPE_CHECKING:
@@ -107,6 +108,9 @@ class Control:
             isinstance(k, str) and isinstance(v, str) for k, v in env.items()
         ):
             raise ApiError("'env' must map names to strings")
+        problem = environment_problem(env)
+        if problem is not None:
+            raise ApiError(f"'env': {problem}")
         if group is not None and group not in self.daemon.groups.states:
             raise ApiError(f"no group named '{group}' (REARM_GROUP names an unknown group)")
         return await self.daemon.supervisor.load(req, group, event, env)

@@ -343,6 +343,9 @@ def _already_running(home: Home) -> bool:
 
 
 def run(home: Home) -> int:
+    # Descriptors left open by whoever started the daemon would reach every target it starts
+    # (posix_spawn closes only close-on-exec ones), whatever the target's user.
+    inherited = process.close_inherited_fds()
     logging.basicConfig(
         level=os.environ.get("REARM_LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(message)s"
@@ -350,6 +353,8 @@ def run(home: Home) -> int:
         else "%(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    if inherited:
+        log.info("closed descriptors inherited from the daemon's parent: %s", inherited)
     try:
         cluster = load_cluster(home)
     except ConfigError as e:

@@ -17,7 +17,7 @@ PROBE_INTERVAL = 0.2
 PROBE_TIMEOUT = 2.0
 
 
-async def probe(check: ReadyCheck) -> bool:
+async def probe(check: ReadyCheck, env: dict[str, str] | None = None) -> bool:
     try:
         if check.tcp is not None:
             host, _, port = check.tcp.rpartition(":")
@@ -27,6 +27,7 @@ async def probe(check: ReadyCheck) -> bool:
         if check.command is not None:
             proc = await asyncio.create_subprocess_exec(
                 *check.command,
+                env=env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
@@ -68,10 +69,13 @@ async def _http_ok(url: str) -> bool:
     return len(fields) >= 2 and fields[1][:1] in (b"2", b"3")
 
 
-async def wait_ready(check: ReadyCheck, still_starting: Callable[[], bool]) -> bool:
-    """Probe until the check passes (True) or the service stops starting (False)."""
+async def wait_ready(
+    check: ReadyCheck, still_starting: Callable[[], bool], env: dict[str, str] | None = None
+) -> bool:
+    """Probe until the check passes (True) or the service stops starting (False). A command
+    runs with `env` (None: the daemon's)."""
     while still_starting():
-        if await probe(check):
+        if await probe(check, env):
             return True
         await asyncio.sleep(PROBE_INTERVAL)
     return False

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import json
 import logging
@@ -22,7 +23,7 @@ import select
 import signal
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,7 @@ from rearm.daemon.units import UnitDriver
 from rearm.model import (
     KillRequest,
     LoadRequest,
+    ReadyCheck,
     ServiceDef,
     TargetKind,
     WatchState,
@@ -347,13 +349,20 @@ class Supervisor:
             if isinstance(found_one, Proc) and found_one.pid not in self._watched_pids():
                 return found_one
             return None
-        if service is not None:
-            found = process.find_by_argv(list(service.command), self._watched_pids())
-        elif req.adopt:
-            assert req.argv is not None
-            found = process.find_by_argv(list(req.argv), self._watched_pids())
-        else:
-            return None
+        # Only a process of the user the target would run as: another user's process with
+        # the same command line is not ours to signal, nor to restart as this user.
+        try:
+            if service is not None:
+                uid = process.uid_of(service.user)
+                found = process.find_by_argv(list(service.command), self._watched_pids(), uid)
+            elif req.adopt:
+                assert req.argv is not None
+                uid = process.uid_of(req.user)
+                found = process.find_by_argv(list(req.argv), self._watched_pids(), uid)
+            else:
+                return None
+        except SpawnError:
+            return None  # no such user: the start says so
         return found[0] if found else None
 
     # ------------------------------------------------------------------------------------------
@@ -365,11 +374,18 @@ class Supervisor:
         if req.service is not None:
             service = self._service(req)
             argv = list(service.command)
+            if service.user is not None:
+                env.update(process.login_env(service.user))
             env.update(service.environment)
         else:
             assert req.argv is not None
             argv = list(req.argv)
-            env.update(rt.env)
+            if req.user is not None:
+                # As `su - USER` would: none of the caller's (root's) environment, which may
+                # hold root's secrets, reaches a target of another user.
+                env.update(process.login_env(req.user))
+            else:
+                env.update(rt.env)
         env["REARM_WATCH"] = rt.watch.watch_id
         if rt.watch.group:
             env["REARM_GROUP"] = rt.watch.group
@@ -603,9 +619,20 @@ class Supervisor:
         self._apply(rt, effects)
         self._listen(rt)
 
-    async def _await_ready(self, rt: Runtime, check: Any) -> None:
+    async def _await_ready(self, rt: Runtime, check: ReadyCheck) -> None:
+        env: dict[str, str] | None = None
+        if check.command is not None:
+            # Run like the stop command: as the service's user, with the service's environment.
+            try:
+                _, env, service = self._target(rt)
+            except (SpawnError, ApiError):
+                return  # the definition is gone or broken: the watch stays starting, as before
+            if service is not None:
+                check = dataclasses.replace(
+                    check, command=tuple(_as_service(check.command, service))
+                )
         await readiness.wait_ready(
-            check, lambda: rt.watch.state is S.STARTING and rt.watch.pid is not None
+            check, lambda: rt.watch.state is S.STARTING and rt.watch.pid is not None, env
         )
         if rt.watch.state is S.STARTING and rt.watch.pid is not None and not rt.forgotten:
             self._apply(
@@ -943,8 +970,12 @@ class Supervisor:
         return True
 
     async def _run_stop_command(self, rt: Runtime, argv: list[str], deadline: float | None) -> None:
-        _, env, _ = self._target(rt)
         try:
+            _, env, service = self._target(rt)
+            # As the service's user, in its folder: the stop command acts for the service and
+            # is often the service's own script, which its user may change.
+            if service is not None:
+                argv = _as_service(argv, service)
             proc = await asyncio.create_subprocess_exec(
                 *argv,
                 env=env,
@@ -953,7 +984,7 @@ class Supervisor:
                 stderr=asyncio.subprocess.DEVNULL,
                 start_new_session=True,
             )
-        except OSError as e:
+        except (OSError, ApiError) as e:
             self.bus.emit(
                 "stop_command_failed",
                 f"{rt.watch.watch_id}: stop command: {e}",
@@ -1076,7 +1107,7 @@ class Supervisor:
         for key, (proc, env) in leaders.items():
             try:
                 req = request_from_dict(json.loads(env[REQUEST_VAR]))
-            except (KeyError, ValueError, TypeError):
+            except (KeyError, ValueError, TypeError, RecursionError):
                 continue
             group = env.get("REARM_GROUP") or None
             rt = Runtime(
@@ -1214,6 +1245,12 @@ class Supervisor:
             self._spawn(rt)
         else:  # STOPPING with nothing left to stop
             self._apply(rt, w.stop_finished("ended while the daemon was not running"))
+
+
+def _as_service(argv: Sequence[str], service: ServiceDef) -> list[str]:
+    """A command run for the service (stop, ready) as the service itself runs: its user,
+    group and folder (not its limits: they are for the service's own processes)."""
+    return process.wrap(argv, cwd=service.directory, user=service.user, group=service.group)
 
 
 def make_clock(boot_id: str) -> Callable[[], Stamp]:
