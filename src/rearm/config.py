@@ -28,7 +28,7 @@ from rearm.model import (
     ServiceDef,
 )
 from rearm.monitors.config import check_targets, monitors_from
-from rearm.paths import Home
+from rearm.paths import Home, make_folders
 from rearm.trust import check as check_trusted
 from rearm.validate import ConfigError, Table, check_name
 
@@ -66,19 +66,10 @@ def read_toml(home: Home, path: str, *, trust: bool = True) -> dict[str, Any]:
         raise ConfigError(f"{_display(home, path)}: cannot read: {e.strerror}") from None
 
 
-def make_folders(folder: str) -> None:
-    """mkdir -p with mode 0755 for every folder it creates (os.makedirs gives that mode to the
-    last one only): with a umask such as 002 they would be group-writable, and the daemon
-    refuses files in such folders (rearm.trust)."""
-    parent = os.path.dirname(folder)
-    if parent != folder and not os.path.isdir(parent):
-        make_folders(parent)
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(folder, 0o755)
-
-
-def write_atomic(path: str, text: str, mode: int = 0o644) -> None:
-    """Write-then-rename, fsynced: a crash leaves the old file or the new one, never half."""
+def write_atomic(path: str, text: str, mode: int = 0o644, group: int | None = None) -> None:
+    """Write-then-rename, fsynced: a crash leaves the old file or the new one, never half.
+    The file has exactly `mode` (and group `group`, when given), whatever the umask: it is
+    created 0600 and given them before it takes the place of the old one."""
     folder = os.path.dirname(path)
     make_folders(folder)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
@@ -86,8 +77,10 @@ def write_atomic(path: str, text: str, mode: int = 0o644) -> None:
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
+            if group is not None:
+                os.fchown(f.fileno(), -1, group)
+            os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
-        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -101,6 +94,22 @@ def write_atomic(path: str, text: str, mode: int = 0o644) -> None:
 
 
 # --- cluster ---------------------------------------------------------------------------------
+
+# cluster.toml may hold alert secrets (SNMPv3 keys, a webhook secret, a mail password).
+CLUSTER_MODE = 0o600
+
+
+def write_cluster_file(home: Home, text: str) -> None:
+    """Write cluster.toml: a new one owner-only (0600); a rewrite keeps the mode and group the
+    administrator gave the file (say 0640 for a trusted group), never wider than before and
+    never writable by group or others."""
+    path = home.cluster_file
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        write_atomic(path, text, CLUSTER_MODE)
+        return
+    write_atomic(path, text, stat.S_IMODE(st.st_mode) & 0o755, group=st.st_gid)
 
 
 def check_cluster_name(name: str, server: str) -> str:
@@ -309,7 +318,7 @@ def set_cluster_keys(home: Home, assignments: dict[str, str]) -> tuple[Cluster, 
             doc[key] = value
     rendered = tomlkit.dumps(doc)
     cluster = cluster_from_table(Table(tomllib.loads(rendered), _display(home, path)))
-    write_atomic(path, rendered)
+    write_cluster_file(home, rendered)
     return cluster, sorted(set(assignments) & NEEDS_RESTART)
 
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rearm.config import read_toml, write_atomic
-from rearm.paths import Home
+from rearm.paths import Home, make_folders
 from rearm.validate import ConfigError, Table, check_name
 
 if TYPE_CHECKING:
@@ -451,7 +451,7 @@ def write_keypair(folder: str, name: str = "rearm-vendor") -> tuple[str, str, st
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     try:
-        os.makedirs(folder, mode=0o700, exist_ok=True)
+        make_folders(folder, 0o700)
     except OSError as e:
         raise ConfigError(f"{folder}: cannot create: {e.strerror}") from None
     private_path = os.path.join(folder, name + ".key")
@@ -543,7 +543,7 @@ def register(home: Home, serial: str, key: str, now: float) -> tuple[License, Re
     )
     try:
         # The key is what makes a server licensed; copied elsewhere it licenses that one too.
-        os.makedirs(folder, mode=0o700, exist_ok=True)
+        make_folders(folder, 0o700)
         write_atomic(path, text, 0o600)
     except OSError as e:
         raise ConfigError(f"{_shown(home, path)}: cannot write: {e.strerror}") from None

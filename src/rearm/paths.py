@@ -89,3 +89,19 @@ class Home:
 
     def watch_log(self, watch_id: str) -> str:
         return os.path.join(self.watch_logs, watch_id.upper() + ".log")
+
+
+def make_folders(folder: str, mode: int = 0o755) -> None:
+    """mkdir -p giving every folder it creates exactly `mode`, whatever the umask: 0755
+    (os.makedirs gives the mode to the last one only, and through the umask). Made 0700 first
+    and widened after, so that no other user can put anything in it meanwhile; with a umask
+    such as 002 it would stay group-writable, and the daemon refuses files in such folders
+    (rearm.trust)."""
+    parent = os.path.dirname(folder)
+    if parent != folder and not os.path.isdir(parent):
+        make_folders(parent)
+    try:
+        os.mkdir(folder, 0o700)
+    except FileExistsError:
+        return
+    os.chmod(folder, mode)

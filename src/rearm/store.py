@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from rearm.paths import make_folders
 from rearm.policy import Stamp, Time, stamp
 from rearm.reboots import MACHINE_ACTIONS, Reboot
 
@@ -188,7 +189,8 @@ def iso8601(ts: float) -> str:
 
 class Store:
     def __init__(self, path: str) -> None:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        make_folders(os.path.dirname(path))
+        _owner_only(path)
         self.path = path
         # isolation_level=None: we open transactions ourselves, so each one is explicit.
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -197,8 +199,6 @@ class Store:
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.executescript(SCHEMA)
         self._migrate()
-        with contextlib.suppress(OSError):  # read-only var/: the daemon still starts
-            os.chmod(path, 0o600)
         # Write failures: None until tolerate_write_failures(); then kept, not raised.
         self._on_failure: Callable[[WriteFailure], None] | None = None
         self.failure: WriteFailure | None = None
@@ -558,6 +558,19 @@ def open_read_only(path: str) -> sqlite3.Connection:
     # killed, or running) is read through the log, as SQLite must.
     immutable = "&immutable=1" if not os.path.exists(path + "-wal") else ""
     return sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=ro{immutable}", uri=True)
+
+
+def _owner_only(path: str) -> None:
+    """The database and its -wal and -shm files are 0600 before SQLite opens them: they hold
+    every armload request with its environment (a service's DB_PASSWORD, spawn tokens). SQLite
+    creates -wal and -shm with the mode of the database file, so a new one is made 0600 first,
+    whatever the umask, and files of an older rearm are narrowed."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(OSError):  # absent, or a read-only var/: the daemon starts
+            if os.stat(path + suffix).st_mode & 0o077:
+                os.chmod(path + suffix, 0o600)
 
 
 class StoreUnavailable(Exception):

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field, replace
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 
-from rearm.config import check_service_name, load_service
-from rearm.paths import Home
+from rearm.config import check_service_name, load_service, write_atomic
+from rearm.paths import Home, make_folders
 from rearm.validate import ConfigError, Table
 
 TEMPLATE_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
@@ -486,13 +486,12 @@ def check_rendered(rendered: Rendered) -> None:
     """Load each rendered service definition as the daemon will: refuse what it would refuse."""
     with tempfile.TemporaryDirectory(prefix="rearm-template-") as scratch:
         home = Home.from_env(scratch)
-        os.makedirs(home.services_dir)
+        make_folders(home.services_dir)  # as rearm writes them whatever the umask: trusted
         for path, text in rendered.files.items():
             if not path.startswith("services/"):
                 continue
             name = path.removeprefix("services/").removesuffix(".toml")
-            with open(home.service_file(name), "w", encoding="utf-8") as f:
-                f.write(text)
+            write_atomic(home.service_file(name), text)
             try:
                 load_service(home, name)
             except ConfigError as e:

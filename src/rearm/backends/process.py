@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rearm.limits import Limit, prlimit_options
+from rearm.paths import make_folders
 
 SETPRIV = "/usr/bin/setpriv"
 ENV = "/usr/bin/env"
@@ -135,7 +136,7 @@ def spawn(
             # looked for before every restart (the restart path is the hot path).
             log_folder = os.path.dirname(log_path)
             if attempt == 1 and e.errno == errno.ENOENT and not os.path.isdir(log_folder):
-                os.makedirs(log_folder, exist_ok=True)
+                make_folders(log_folder)
                 continue
             _check_program(program)
             raise SpawnError(e.errno or 0, f"{program}: {e.strerror}") from None

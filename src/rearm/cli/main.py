@@ -66,11 +66,11 @@ def cmd_cluster_create(args: argparse.Namespace) -> int:
     from rearm.config import (
         check_addresses,
         check_cluster_name,
-        make_folders,
         new_cluster_text,
-        write_atomic,
+        write_cluster_file,
     )
     from rearm.model import Cluster, FinalAction
+    from rearm.paths import make_folders
 
     home = _home(args)
     if os.path.exists(home.cluster_file) and not args.force:
@@ -90,7 +90,7 @@ def cmd_cluster_create(args: argparse.Namespace) -> int:
         interconnect=args.interconnect,
         final_action=FinalAction(args.final_action),
     )
-    write_atomic(home.cluster_file, new_cluster_text(cluster))
+    write_cluster_file(home, new_cluster_text(cluster))  # 0600: it will hold alert secrets
     for folder in (home.groups_dir, home.services_dir):
         make_folders(folder)  # 0755 whatever the umask: the daemon refuses shared folders
     print(f"cluster {cluster.name} created on server {server} ({home.cluster_file})")

@@ -26,7 +26,7 @@ from rearm.daemon.launchers import write_launchers
 from rearm.daemon.supervisor import Supervisor
 from rearm.logtail import tail
 from rearm.model import Cluster, GroupState, ReturnMode
-from rearm.paths import Home
+from rearm.paths import Home, make_folders
 from rearm.store import Store
 from rearm.trust import UntrustedFile
 from rearm.validate import ConfigError
@@ -283,7 +283,7 @@ class Groups:
         read-only): a script that brings services back must not fail for want of a log."""
         path = os.path.join(self.home.group_logs, f"{name}.log")
         try:
-            os.makedirs(self.home.group_logs, exist_ok=True)
+            make_folders(self.home.group_logs)
             os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640))
         except OSError as e:
             if e.errno not in (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EIO):

@@ -33,7 +33,7 @@ from rearm.daemon.heartbeat import Heartbeat
 from rearm.daemon.notify import notify
 from rearm.daemon.supervisor import Supervisor
 from rearm.model import OPERATOR_SHUTDOWN_STATUS, Cluster, GroupState
-from rearm.paths import Home
+from rearm.paths import Home, make_folders
 from rearm.store import StoreUnavailable, open_store
 from rearm.validate import ConfigError
 from rearm.web.metrics import EventCounts
@@ -127,8 +127,7 @@ class Daemon:
         await self.server.start()
         await self.alerts.start()
         await self._serve_web()
-        with open(self.home.pidfile, "w") as f:
-            f.write(f"{self.pid}\n")
+        write_pid_file(self.home.pidfile, self.pid)
         notify("READY=1\nSTATUS=watching")
         log.info("control socket %s", self.home.socket)
         self._background(self.actions.resume(self.cluster))
@@ -333,6 +332,17 @@ def freebind_socket(address: str, port: int) -> socket.socket:
     return sock
 
 
+def write_pid_file(path: str, pid: int) -> None:
+    """run/rearm.pid, 0644 whatever the umask; never through a link someone left there."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(path, flags, 0o644)
+    try:
+        os.fchmod(fd, 0o644)
+        os.write(fd, f"{pid}\n".encode())
+    finally:
+        os.close(fd)
+
+
 def _already_running(home: Home) -> bool:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         try:
@@ -361,7 +371,7 @@ def run(home: Home) -> int:
         print(f"rearm daemon: {e}", file=sys.stderr)
         return 2
     for folder in (home.etc, home.var, home.run):
-        os.makedirs(folder, mode=0o755, exist_ok=True)
+        make_folders(folder)
     if _already_running(home):
         print(
             f"rearm daemon: already running (control socket {home.socket} answers)", file=sys.stderr

@@ -46,7 +46,7 @@ from rearm.model import (
     request_to_dict,
     watch_key,
 )
-from rearm.paths import Home
+from rearm.paths import Home, make_folders
 from rearm.policy import Stamp
 from rearm.store import Store, WatchRow
 from rearm.validate import ConfigError
@@ -485,7 +485,7 @@ class Supervisor:
         if self.store.failure is None:
             return path  # the usual case: no extra look at the disk before a spawn
         try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+            make_folders(os.path.dirname(path))
             os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640))
         except OSError as e:
             if e.errno not in (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EIO):
