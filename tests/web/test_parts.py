@@ -171,6 +171,42 @@ def test_the_throttle_allows_five_failures_a_minute_per_address() -> None:
     assert throttle.retry_after("10.0.0.1", now=160) is None  # the first failure left
 
 
+def test_the_throttle_backs_off_per_user_name_whatever_the_address() -> None:
+    """Addresses are cheap (127.0.0.0/8, IPv6, or one proxy for everyone): a name may fail
+    ten times, then each try waits 2 s doubled at each failure, at most 300 s."""
+    throttle = LoginThrottle(failures=5, window=60, name_free=10, name_base=2, name_max=300)
+    now = 1000.0
+    for i in range(10):  # each from an address of its own
+        assert throttle.retry_after(f"10.0.1.{i}", "admin", now=now) is None
+        throttle.failed(f"10.0.1.{i}", "admin", now=now)
+    assert throttle.retry_after("10.0.2.1", "admin", now=now) == 2
+    assert throttle.retry_after("10.0.2.1", "viewer", now=now) is None  # other names go on
+    assert throttle.retry_after("10.0.2.1", "admin", now=now + 2) is None
+    waits = []
+    for _ in range(12):
+        throttle.failed("10.0.2.1", "admin", now=now)
+        waits.append(throttle.retry_after("10.0.3.1", "admin", now=now))
+    assert waits == [4, 8, 16, 32, 64, 128, 256, 300, 300, 300, 300, 300]
+    throttle.succeeded("admin")  # its owner logged in: the name's back-off ends
+    assert throttle.retry_after("10.0.3.1", "admin", now=now) is None
+    throttle.failed("10.0.3.1", "ghost", now=now)
+    assert throttle.retry_after("10.0.3.1", "ghost", now=now + 3600) is None  # forgotten
+
+
+def test_the_client_behind_a_trusted_proxy() -> None:
+    from rearm.web.settings import client_address
+
+    proxies = frozenset({"127.0.0.1"})
+    assert client_address("127.0.0.1", ["203.0.113.7"], proxies) == "203.0.113.7"
+    # What comes before the proxy's own entry may be the client's invention.
+    assert client_address("127.0.0.1", ["1.1.1.1, 203.0.113.7"], proxies) == "203.0.113.7"
+    assert client_address("127.0.0.1", [], proxies) == "127.0.0.1"
+    assert client_address("127.0.0.1", ["not-an-address"], proxies) == "127.0.0.1"
+    # A peer that is not a trusted proxy speaks for itself, whatever it sends.
+    assert client_address("127.0.0.9", ["203.0.113.7"], proxies) == "127.0.0.9"
+    assert client_address("127.0.0.1", ["203.0.113.7"], frozenset()) == "127.0.0.1"
+
+
 # --- settings and small helpers -----------------------------------------------------------------
 
 
@@ -182,6 +218,11 @@ def test_manager_settings_and_url(tmp_path: Path) -> None:
     )
     settings = load_settings(home)
     assert settings.allowed_hosts == ("sre.example",) and settings.tls_proxy
+    Path(home.cluster_file).write_text('[manager]\ntrusted_proxies = ["127.0.0.1", "::1"]\n')
+    assert load_settings(home).trusted_proxies == {"127.0.0.1", "::1"}
+    Path(home.cluster_file).write_text('[manager]\ntrusted_proxies = ["proxy.example"]\n')
+    with pytest.raises(ConfigError, match=r"trusted_proxies.*IP addresses"):
+        load_settings(home)
     Path(home.cluster_file).write_text("[manager]\nport = 1\n")
     with pytest.raises(ConfigError, match=r"unknown key 'manager\.port'"):
         load_settings(home)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from rearm.web.sessions import COOKIE, Session, SessionStore
-from rearm.web.settings import ManagerSettings, host_names
+from rearm.web.settings import ManagerSettings, client_address, host_names
 from rearm.web.throttle import LoginThrottle
 from rearm.web.users import UserDirectory
 
@@ -40,6 +40,14 @@ class Manager:
 
     def hosts(self) -> frozenset[str]:
         return host_names(self.daemon.cluster, self.settings)
+
+    def client_of(self, request: web.Request) -> str:
+        """The client's address, seen through a trusted proxy (settings.trusted_proxies)."""
+        return client_address(
+            request.remote,
+            request.headers.getall("X-Forwarded-For", []),
+            self.settings.trusted_proxies,
+        )
 
     def session_of(self, request: web.Request) -> Session | None:
         """The request's session, if its user still exists with the same password."""

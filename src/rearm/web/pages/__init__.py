@@ -30,9 +30,8 @@ async def form_of(request: web.Request) -> dict[str, str]:
 
 
 def operator_of(request: web.Request) -> Operator:
-    return Operator(
-        manager_of(request).daemon, session_of(request).user, request.remote or "unknown"
-    )
+    manager = manager_of(request)
+    return Operator(manager.daemon, session_of(request).user, manager.client_of(request))
 
 
 def confirmed(form: dict[str, str]) -> bool:

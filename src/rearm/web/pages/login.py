@@ -47,15 +47,15 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 @routes.post("/login")
 async def login(request: web.Request) -> web.StreamResponse:
     manager = manager_of(request)
-    client = request.remote or "unknown"
+    client = manager.client_of(request)
     form = await form_of(request)
     name = form.get("user", "").strip()
-    wait = manager.throttle.retry_after(client)
+    wait = manager.throttle.retry_after(client, name)
     if wait is not None:
         response = _login_page(
             request,
             status=429,
-            error=f"Too many failed logins from {client}: try again in {wait} s.",
+            error=f"Too many failed logins from {client} or for this user: try again in {wait} s.",
             user=name,
         )
         response.headers["Retry-After"] = str(wait)
@@ -64,7 +64,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     async with manager.verify_slots:
         user = await asyncio.to_thread(users_mod.verify, known, name, form.get("password", ""))
     if user is None:
-        manager.throttle.failed(client)
+        manager.throttle.failed(client, name)
         who = f"user {name}" if name in known else "an unknown user"
         manager.daemon.bus.emit(
             "manager_login_failed",
@@ -73,6 +73,7 @@ async def login(request: web.Request) -> web.StreamResponse:
             data={"user": name if name in known else None, "client": client},
         )
         return _login_page(request, status=401, error="Wrong user name or password.", user=name)
+    manager.throttle.succeeded(user.name)
     session = manager.sessions.create(user.name, user.role, user.hash, client)
     manager.daemon.bus.emit(
         "manager_login",
@@ -99,7 +100,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     manager.daemon.bus.emit(
         "manager_logout",
         f"Manager user {session.user} logged out",
-        data={"user": session.user, "client": request.remote},
+        data={"user": session.user, "client": manager.client_of(request)},
     )
     response = redirect("/login")
     response.del_cookie(COOKIE, path="/")
