@@ -103,6 +103,9 @@ def environment_assignment(name: str, value: str) -> str:
     return f'"{name}={escaped}"'
 
 
+LIMIT_NOFILE = 65536
+
+
 def unit_text(params: UnitParams) -> str:
     """The whole rearm.service file for these parameters."""
     if params.home is not None and not os.path.isabs(params.home):
@@ -153,6 +156,10 @@ def unit_text(params: UnitParams) -> str:
         "# processes count against this unit's task limit, which must not cap them.",
         "OOMPolicy=continue",
         "TasksMax=infinity",
+        "# Descriptors: a pidfd per watch, the Manager's connections, logs. The daemon raises its",
+        "# soft limit to this at start and keeps a reserve for restarts; the services it starts",
+        "# inherit it (a definition's [limits] nofile sets theirs).",
+        f"LimitNOFILE={LIMIT_NOFILE}",
         "# No sandboxing (ProtectSystem=, PrivateTmp=, NoNewPrivileges=, CapabilityBoundingSet=,",
         "# SystemCallFilter=...): every such setting is inherited by the services the daemon",
         "# starts, which must run as they would run without rearm. See docs/install.md.",

@@ -157,9 +157,17 @@ class Cluster:
         path.write_text(text)
 
     # --- the daemon ---------------------------------------------------------------------------
-    def start_daemon(self, pass_fds: tuple[int, ...] = ()) -> None:
+    def start_daemon(self, pass_fds: tuple[int, ...] = (), nofile: int | None = None) -> None:
+        """`nofile`: the daemon's descriptor limit, soft and hard (it cannot raise it)."""
         assert self.daemon is None or self.daemon.poll() is not None
         log = open(self.daemon_log, "ab")  # noqa: SIM115 -- held by the child
+        limit = None
+        if nofile is not None:
+            import resource
+
+            def limit() -> None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
         self.daemon = subprocess.Popen(
             [str(BIN / "rearm"), "daemon"],
             env=self.env,
@@ -168,6 +176,7 @@ class Cluster:
             stderr=log,
             start_new_session=True,
             pass_fds=pass_fds,
+            preexec_fn=limit,  # one setrlimit before exec
         )
         log.close()
         wait_for(

@@ -74,6 +74,7 @@ def test_every_required_directive_has_its_value() -> None:
     assert one(text, "Service", "WatchdogSec") == "30"
     assert one(text, "Service", "OOMPolicy") == "continue"
     assert one(text, "Service", "TasksMax") == "infinity"
+    assert one(text, "Service", "LimitNOFILE") == "65536"  # issue 18, High 3
     assert one(text, "Unit", "StartLimitIntervalSec") == "0"
     assert one(text, "Unit", "After") == "network-online.target remote-fs.target"
     assert one(text, "Install", "WantedBy") == "multi-user.target"

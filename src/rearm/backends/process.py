@@ -8,6 +8,7 @@ reused pid is never mistaken for the process that was watched.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from rearm.backends.fdreserve import RESERVE
 from rearm.limits import Limit, prlimit_options
 from rearm.paths import make_folders
 
@@ -77,13 +79,30 @@ def open_pidfd(proc: Proc) -> int | None:
     refers to the very process that was recorded.
     """
     try:
-        fd = os.pidfd_open(proc.pid)
+        fd = RESERVE.retrying(lambda: os.pidfd_open(proc.pid))
     except ProcessLookupError:
         return None
     if start_time(proc.pid) != proc.start:
         os.close(fd)
         return None
     return fd
+
+
+def child_pidfd(pid: int) -> int:
+    """A pidfd for a child of the daemon's, not yet reaped (so its pid is still its own). Out
+    of descriptors, the reserve is given back for it; OSError if there is none even then:
+    see `kill_unwatched`."""
+    return RESERVE.retrying(lambda: os.pidfd_open(pid))
+
+
+def kill_unwatched(pid: int) -> None:
+    """End a target just started that cannot be watched (no pidfd): it must not run on
+    unseen, nor be started a second time by the next restart. It leads the session rearm made
+    for it, and it is an unreaped child, so neither its pid nor its group can be another's."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)  # SIGKILL: at once; and no descriptor is needed to reap it
 
 
 def spawn(
@@ -120,13 +139,17 @@ def spawn(
         try:
             # Python ignores SIGPIPE and SIGXFSZ for itself; ignored signals survive exec, so
             # they are set back to their defaults for the service.
-            pid = os.posix_spawn(
-                full[0],
-                full,
-                env,
-                file_actions=actions,
-                setsid=True,
-                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+            # Out of descriptors (the log is opened in a copy of the daemon's table): once more
+            # with the reserve given back.
+            pid = RESERVE.retrying(
+                lambda: os.posix_spawn(
+                    full[0],
+                    full,
+                    env,
+                    file_actions=actions,
+                    setsid=True,
+                    setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+                )
             )
             break
         except ValueError as e:  # a NUL byte or '=' in a name of the environment, or in argv

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -23,6 +24,7 @@ from aiohttp import web
 from rearm.alerts import AlertDispatcher, load_sinks
 from rearm.api.server import ApiError, ControlServer
 from rearm.backends import process
+from rearm.backends.fdreserve import OUT_OF_DESCRIPTORS, RESERVE, raise_descriptor_limit
 from rearm.config import NEEDS_RESTART, address_only, group_names, load_cluster, load_group
 from rearm.daemon.actions import FinalActions, is_drill
 from rearm.daemon.bus import EventBus
@@ -34,8 +36,11 @@ from rearm.daemon.notify import notify
 from rearm.daemon.supervisor import Supervisor
 from rearm.model import OPERATOR_SHUTDOWN_STATUS, Cluster, GroupState
 from rearm.paths import Home, make_folders
+from rearm.ratelog import RateLimitedLog
 from rearm.store import StoreUnavailable, open_store
 from rearm.validate import ConfigError
+from rearm.web.connections import KEEPALIVE_TIMEOUT, ConnectionGuard
+from rearm.web.connections import TOTAL as WEB_TOTAL
 from rearm.web.metrics import EventCounts
 
 log = logging.getLogger("rearm")
@@ -87,6 +92,11 @@ class Daemon:
         self.actions.send_alert = self.alerts.flush
         self.actions.fail_group = self.groups.fail
         self._metrics: web.AppRunner | None = None
+        self._web_server: asyncio.AbstractServer | None = None
+        # Connections to the management address: a quarter of the descriptors at most.
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        self.web_guard = ConnectionGuard(total=max(8, min(WEB_TOTAL, soft // 4)))
+        self.lines = RateLimitedLog(log)
         self.manager_url: str | None = None  # set once the Manager is served
         self.manager_problem: str | None = None  # why it is not, when it could not listen
         Control(self).register()
@@ -98,6 +108,7 @@ class Daemon:
     # ------------------------------------------------------------------------------------------
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
+        loop.set_exception_handler(self._loop_exception)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_exit, False)
         loop.add_signal_handler(signal.SIGHUP, self._reload_from_signal)
@@ -153,6 +164,8 @@ class Daemon:
         )
         await self.alerts.stop(5)
         await self.supervisor.units.close()
+        if self._web_server is not None:
+            self._web_server.close()
         if self._metrics is not None:
             await self._metrics.cleanup()
         with contextlib.suppress(FileNotFoundError):
@@ -178,16 +191,24 @@ class Daemon:
         settings, problem = settings_or_problem(self.home)
         if problem is not None:
             log.error("the Manager is not served, only /metrics: %s", problem)
-        runner = web.AppRunner(manager_app(self, settings), access_log=None)
+        runner = web.AppRunner(
+            manager_app(self, settings), access_log=None, keepalive_timeout=KEEPALIVE_TIMEOUT
+        )
         await runner.setup()
+        assert runner.server is not None
         address, port = address_only(self.cluster.ip), self.cluster.manager_port
+        # Not a web.TCPSite: every connection goes through the guard (web/connections.py).
+        guarded = self.web_guard.factory(runner.server)
+        loop = asyncio.get_running_loop()
         try:
             if self.cluster.pacemaker:
                 # The management address is Pacemaker's IPaddr2 resource: it comes and goes with
                 # the groups. Bound with IP_FREEBIND, the Manager answers on the node holding it.
-                await web.SockSite(runner, freebind_socket(address, port)).start()
+                self._web_server = await loop.create_server(
+                    guarded, sock=freebind_socket(address, port)
+                )
             else:
-                await web.TCPSite(runner, address, port).start()
+                self._web_server = await loop.create_server(guarded, address, port)
         except OSError as e:
             # Most often the port is another program's (another cluster's Manager): never show
             # its URL as ours. Said where it is seen: an event (and so an alert), and status.
@@ -213,6 +234,21 @@ class Daemon:
             await self.groups.start(name, "auto start")
         except ApiError as e:
             log.error("%s", e)
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """asyncio's own errors; running out of descriptors (accept() fails, and asyncio tries
+        again every second) is logged once a minute, not once a second."""
+        error = context.get("exception")
+        if isinstance(error, OSError) and error.errno in OUT_OF_DESCRIPTORS:
+            self.lines.log(
+                "descriptors",
+                logging.ERROR,
+                "out of file descriptors: %s (%s)",
+                context.get("message", ""),
+                error,
+            )
+            return
+        loop.default_exception_handler(context)
 
     def _background(self, coro: Coroutine[Any, Any, None]) -> None:
         # The loop keeps only weak references to tasks: hold them until they are done.
@@ -356,6 +392,9 @@ def run(home: Home) -> int:
     # Descriptors left open by whoever started the daemon would reach every target it starts
     # (posix_spawn closes only close-on-exec ones), whatever the target's user.
     inherited = process.close_inherited_fds()
+    # Descriptors: as many as the hard limit allows, and a reserve for the restart path.
+    nofile_before, nofile = raise_descriptor_limit()
+    RESERVE.keep()
     logging.basicConfig(
         level=os.environ.get("REARM_LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(message)s"
@@ -365,6 +404,8 @@ def run(home: Home) -> int:
     )
     if inherited:
         log.info("closed descriptors inherited from the daemon's parent: %s", inherited)
+    if nofile != nofile_before:
+        log.info("descriptor limit raised from %d to %d", nofile_before, nofile)
     try:
         cluster = load_cluster(home)
     except ConfigError as e:

@@ -452,9 +452,12 @@ class Supervisor:
             )
             self._task(rt, self._follow_pidfile(rt, service, proc))
             return None
+        try:
+            rt.pidfd = process.child_pidfd(proc.pid)  # our child: its pid is its own until reaped
+        except OSError as e:
+            return self._unwatchable(rt, proc, e, first)
         rt.pid_start = proc.start
         rt.own_group = True
-        rt.pidfd = os.pidfd_open(proc.pid)  # our child: its pid cannot be reused before reaping
         ready_check = service.ready if service else None
         effects: list[Effect] = [
             Emit(
@@ -466,6 +469,21 @@ class Supervisor:
         self._listen(rt)
         if ready_check is not None:
             self._task(rt, self._await_ready(rt, ready_check))
+        return None
+
+    def _unwatchable(self, rt: Runtime, proc: Proc, e: OSError, first: bool) -> str | None:
+        """A target started but cannot be watched (no descriptor for its pidfd, even with the
+        reserve given back): it is killed, never left to run unseen, and that is a failed
+        start (a fault), or a refused armload."""
+        process.kill_unwatched(proc.pid)
+        reason = (
+            f"cannot watch the started process ({e.strerror}: the daemon is out of file "
+            f"descriptors), so pid {proc.pid} was killed"
+        )
+        log.error("%s: %s", rt.watch.watch_id, reason)
+        if first:
+            return reason
+        self._apply(rt, rt.watch.start_failed(self.clock(), reason))
         return None
 
     def unwritable(self) -> str:
@@ -516,7 +534,11 @@ class Supervisor:
         assert service.pidfile is not None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + PIDFILE_TIMEOUT
-        launcher_fd: int | None = os.pidfd_open(launcher.pid)
+        try:
+            launcher_fd: int | None = process.child_pidfd(launcher.pid)
+        except OSError as e:
+            self._unwatchable(rt, launcher, e, first=False)
+            return
         w = rt.watch
         try:
             while not rt.forgotten:
@@ -573,7 +595,11 @@ class Supervisor:
         w = rt.watch
         if found.pid == launcher.pid:
             # It stayed in the foreground and wrote its own pid: it is our child after all.
-            rt.pidfd = os.pidfd_open(found.pid)
+            try:
+                rt.pidfd = process.child_pidfd(found.pid)
+            except OSError as e:
+                self._unwatchable(rt, found, e, first=False)
+                return
             rt.own_group = True
         else:
             fd = process.open_pidfd(found)
