@@ -454,6 +454,31 @@ class Store:
                 r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]) if r[7] else {}
             )
 
+    def id_before_last(self, count: int) -> int:
+        """The id after which the newest `count` events begin (0: after the newest)."""
+        if count <= 0:
+            row = self.db.execute("SELECT max(id) FROM events").fetchone()
+            return int(row[0]) if row and row[0] is not None else 0
+        row = self.db.execute(
+            "SELECT min(id) FROM (SELECT id FROM events ORDER BY id DESC LIMIT ?)", (count,)
+        ).fetchone()
+        return int(row[0]) - 1 if row and row[0] is not None else 0
+
+    def events_page(self, after_id: int, since: float | None, count: int) -> list[EventRow]:
+        """The `count` oldest events after `after_id` (and from `since`), read whole: a reader
+        that pages through the log holds no statement open between pages, so it never keeps
+        a WAL checkpoint from running however slowly it goes on."""
+        sql = "SELECT id, ts, kind, severity, grp, watch, message, data FROM events WHERE id > ?"
+        args: list[Any] = [after_id]
+        if since is not None:
+            sql += " AND ts >= ?"
+            args.append(since)
+        rows = self.db.execute(sql + " ORDER BY id LIMIT ?", [*args, count]).fetchall()
+        return [
+            EventRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]) if r[7] else {})
+            for r in rows
+        ]
+
     # --- groups ---
     def group_states(self) -> dict[str, tuple[str, str, str | None]]:
         rows = self.db.execute("SELECT name, state, boot_id, detail FROM groups").fetchall()

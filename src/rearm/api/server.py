@@ -13,14 +13,31 @@ import json
 import logging
 import os
 import socket
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from rearm.api.access import AccessPolicy, Caller, peer_caller
+from rearm.ratelog import RateLimitedLog
 
 log = logging.getLogger("rearm.api")
 
 MAX_REQUEST = 1 << 20  # a request is a command line, never more than this
+REQUEST_TIMEOUT = 30.0  # the request line must have come by then: an idle connection is closed
+# After its request a client sends nothing; a stream's client is read only to see it hang up.
+# Whoever sends more than this meanwhile is hung up on (it was buffered whole: 400 MiB sent
+# made 400 MB of memory).
+MAX_AFTER_REQUEST = 64 * 1024
+SLOW_READER = 10.0  # an answer not taken within this: the client is dropped
+# Connections of callers who may only read (read_access = "everyone"), per uid and in all;
+# those of root, the daemon's user and admin_group are not bounded (they may do anything).
+READER_CONNECTIONS_PER_UID = 32
+READER_CONNECTIONS = 128
+# Live streams (`follow`): per uid, for everyone; in all; and in all for those who only read,
+# so that they cannot take every stream from the admins.
+STREAMS_PER_UID = 16
+STREAMS = 128
+READER_STREAMS = 64
 
 
 class ApiError(Exception):
@@ -43,6 +60,10 @@ class ControlServer:
         self.streams: dict[str, StreamHandler] = {}
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._readers: Counter[int] = Counter()  # open connections of read-only callers
+        self._streams: Counter[int] = Counter()  # live streams, by uid
+        self._reader_streams = 0
+        self.lines = RateLimitedLog(log)
 
     def register(self, op: str, handler: Handler) -> None:
         self.handlers[op] = handler
@@ -82,20 +103,60 @@ class ControlServer:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        caller = _peer(writer)
+        bounded = not self.access.is_admin(caller)
         try:
-            await self._serve_one(reader, writer)
+            if bounded:
+                refusal = self._admit_reader(caller)
+                if refusal is not None:
+                    self.lines.log("readers", logging.WARNING, "control socket: %s", refusal)
+                    await _answer(writer, {"ok": False, "error": refusal})
+                    return
+            await self._serve_one(caller, bounded, reader, writer)
+        except SlowReader:
+            self.lines.log(
+                "slow",
+                logging.WARNING,
+                "control socket: dropped a client that reads too slowly (pid %d, uid %d)",
+                caller.pid,
+                caller.uid,
+            )
+            writer.transport.abort()  # close() would wait for the client to take the rest
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
+            if bounded:
+                self._readers[caller.uid] -= 1
+                if self._readers[caller.uid] <= 0:
+                    del self._readers[caller.uid]
             self._tasks.discard(task)
             writer.close()
 
-    async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        caller = _peer(writer)
+    def _admit_reader(self, caller: Caller) -> str | None:
+        """Count a connection of a read-only caller; why it is refused, or None."""
+        if self._readers[caller.uid] >= READER_CONNECTIONS_PER_UID:
+            return f"too many connections: uid {caller.uid} has {READER_CONNECTIONS_PER_UID} open"
+        if sum(self._readers.values()) >= READER_CONNECTIONS:
+            return f"too many connections: {READER_CONNECTIONS} of read-only callers are open"
+        self._readers[caller.uid] += 1
+        return None
+
+    async def _serve_one(
+        self,
+        caller: Caller,
+        reads_only: bool,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
         try:
-            line = await reader.readline()
+            line = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT)
         except ValueError:
             await _answer(writer, {"ok": False, "error": "request too large"})
+            return
+        except TimeoutError:
+            await _answer(
+                writer, {"ok": False, "error": f"no request within {REQUEST_TIMEOUT:g} s"}
+            )
             return
         if not line:
             return
@@ -116,7 +177,15 @@ class ControlServer:
             await _answer(writer, {"ok": False, "error": refusal})
             return
         if op in self.streams:
-            await self._stream(op, args, caller, reader, writer)
+            refusal = self._admit_stream(caller, reads_only)
+            if refusal is not None:
+                self.lines.log("streams", logging.WARNING, "control socket: %s", refusal)
+                await _answer(writer, {"ok": False, "error": refusal})
+                return
+            try:
+                await self._stream(op, args, caller, reader, writer)
+            finally:
+                self._end_stream(caller, reads_only)
             return
         handler = self.handlers.get(op)
         if handler is None:
@@ -133,6 +202,23 @@ class ControlServer:
             return
         await _answer(writer, {"ok": True, "result": result})
 
+    def _admit_stream(self, caller: Caller, reads_only: bool) -> str | None:
+        if self._streams[caller.uid] >= STREAMS_PER_UID:
+            return f"too many live streams: uid {caller.uid} has {STREAMS_PER_UID} open"
+        if sum(self._streams.values()) >= STREAMS:
+            return f"too many live streams: {STREAMS} are open"
+        if reads_only and self._reader_streams >= READER_STREAMS:
+            return f"too many live streams: {READER_STREAMS} of read-only callers are open"
+        self._streams[caller.uid] += 1
+        self._reader_streams += reads_only
+        return None
+
+    def _end_stream(self, caller: Caller, reads_only: bool) -> None:
+        self._streams[caller.uid] -= 1
+        if self._streams[caller.uid] <= 0:
+            del self._streams[caller.uid]
+        self._reader_streams -= reads_only
+
     async def _stream(
         self,
         op: str,
@@ -141,21 +227,52 @@ class ControlServer:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
     ) -> None:
-        hangup = asyncio.ensure_future(reader.read())  # returns when the client goes away
+        hangup = asyncio.ensure_future(_hangup(reader))  # returns when the client goes away
+        items = aiter(self.streams[op](args, caller))
         try:
-            async for item in self.streams[op](args, caller):
-                if hangup.done():
+            while True:
+                # Waiting for the next item, a client that went away is seen at once: its
+                # stream (and its place in the limits) ends then, not at the next event.
+                item = asyncio.ensure_future(anext(items))
+                await asyncio.wait({item, hangup}, return_when=asyncio.FIRST_COMPLETED)
+                if not item.done():
+                    item.cancel()
                     break
-                await _answer(writer, {"ok": True, "result": item})
+                try:
+                    result = item.result()
+                except StopAsyncIteration:
+                    break
+                await _answer(writer, {"ok": True, "result": result})
         except ApiError as e:
             await _answer(writer, {"ok": False, "error": str(e)})
         finally:
             hangup.cancel()
+            aclose = getattr(items, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(RuntimeError):
+                    await aclose()
+
+
+class SlowReader(Exception):
+    """The client did not take an answer within SLOW_READER seconds."""
 
 
 async def _answer(writer: asyncio.StreamWriter, obj: dict[str, Any]) -> None:
     writer.write(json.dumps(obj).encode() + b"\n")
-    await writer.drain()
+    try:
+        await asyncio.wait_for(writer.drain(), SLOW_READER)
+    except TimeoutError:
+        raise SlowReader from None
+
+
+async def _hangup(reader: asyncio.StreamReader) -> None:
+    """Return when the client hangs up, or has sent more than MAX_AFTER_REQUEST since its
+    request (then it is hung up on). What it sends is read and dropped, never kept."""
+    sent = 0
+    while chunk := await reader.read(65536):
+        sent += len(chunk)
+        if sent > MAX_AFTER_REQUEST:
+            return
 
 
 def _peer(writer: asyncio.StreamWriter) -> Caller:

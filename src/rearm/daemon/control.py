@@ -22,6 +22,8 @@ from rearm.web import eventlog
 if TYPE_CHECKING:
     from rearm.daemon.main import Daemon
 
+FOLLOW_PAGE = 500
+
 
 def _int_arg(args: dict[str, Any], key: str, default: int, low: int, high: int) -> int:
     value = args.get(key, default)
@@ -191,18 +193,22 @@ class Control:
     async def follow(self, args: dict[str, Any], caller: Caller) -> AsyncIterator[Any]:
         """Past events (from `since`, or the last `limit`), then each new one as it happens."""
         bus = self.daemon.bus
+        store = self.daemon.store
         sub = bus.subscribe()  # before reading the past, so nothing falls in between
         try:
             since = args.get("since")
             limit = args.get("limit", 20)
             last = 0
-            past = self.daemon.store.events(
-                since=since if isinstance(since, int | float) else None,
-                limit=limit if isinstance(limit, int) and since is None else None,
-            )
-            for event in past:
-                last = event.id
-                yield event.as_json()
+            # The past is read a page at a time, each page whole: no statement stays open
+            # while a slow client takes it (that would hold off every WAL checkpoint).
+            if not isinstance(since, int | float):
+                since = None
+                count = limit if isinstance(limit, int) and limit >= 0 else 20
+                last = store.id_before_last(count)
+            while page := store.events_page(last, since, FOLLOW_PAGE):
+                for event in page:
+                    last = event.id
+                    yield event.as_json()
             while True:
                 event = await sub.queue.get()
                 if event.id > last:

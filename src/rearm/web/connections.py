@@ -87,8 +87,11 @@ class _Guarded(asyncio.Protocol):
             self.guard.refused += 1
             transport.abort()  # its descriptor is closed now, not when the client goes
             self.guard.lines.log(
-                "refused", logging.WARNING, "Manager: connection from %s refused: %s",
-                address, refusal,
+                "refused",
+                logging.WARNING,
+                "Manager: connection from %s refused: %s",
+                address,
+                refusal,
             )
             return
         self.address = address
