@@ -214,7 +214,7 @@ def cluster_from_table(t: Table) -> Cluster:
     if cluster.watchdog_device is not None and not os.path.isabs(cluster.watchdog_device):
         raise t.error("watchdog_device", "must be an absolute path, e.g. /dev/watchdog")
     # Sections owned by later parts (alerts, manager, licenses) are read by their own loaders.
-    t.finish(frozenset({"alerts", "manager", "license", "require_license"}))
+    t.finish(frozenset({"alerts", "manager", "license", "require_license", "retention"}))
     return cluster
 
 

@@ -83,6 +83,7 @@ COLUMNS = {
 # group rows collapse to their last write, and faults and final actions are few by nature (at
 # most /R + 1 faults per watch within /H hours).
 BACKLOG_EVENTS = 100_000
+PRUNE_BATCH = 10_000  # rows deleted in one transaction: the loop is not held long
 
 
 @dataclass
@@ -478,6 +479,37 @@ class Store:
             EventRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]) if r[7] else {})
             for r in rows
         ]
+
+    # --- retention (rearm.retention; run by daemon/housekeeping.py) ---
+    def prune_events(self, before: float, keep: int, batch: int = PRUNE_BATCH) -> int:
+        """Delete (at most `batch` of) the events older than `before`, or beyond the newest
+        `keep`. Returns how many went; call again while it returns `batch`."""
+        newest = self.db.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+        with self.transaction():
+            cursor = self.db.execute(
+                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE ts < ? OR id <= ?"
+                " ORDER BY id LIMIT ?)",
+                (before, int(newest) - keep, batch),
+            )
+        return max(0, cursor.rowcount)
+
+    def prune_faults(self, windows: dict[str, float], batch: int = PRUNE_BATCH) -> int:
+        """Delete the faults no /R /H rule can count any more: those of an armload that is no
+        longer a watch, and, for the instances in `windows`, those older than its value (a
+        wall time: the caller leaves a margin, the wall clock may step). At most `batch`."""
+        with self.transaction():
+            cursor = self.db.execute(
+                "DELETE FROM faults WHERE id IN (SELECT id FROM faults WHERE instance NOT IN"
+                " (SELECT instance FROM watches) LIMIT ?)",
+                (batch,),
+            )
+            gone = max(0, cursor.rowcount)
+            for instance, before in windows.items():
+                cursor = self.db.execute(
+                    "DELETE FROM faults WHERE instance=? AND ts < ?", (instance, before)
+                )
+                gone += max(0, cursor.rowcount)
+        return gone
 
     # --- groups ---
     def group_states(self) -> dict[str, tuple[str, str, str | None]]:

@@ -27,6 +27,7 @@ from rearm.daemon.supervisor import Supervisor
 from rearm.logtail import tail
 from rearm.model import Cluster, GroupState, ReturnMode
 from rearm.paths import Home, make_folders
+from rearm.retention import rotate_if_over
 from rearm.store import Store
 from rearm.trust import UntrustedFile
 from rearm.validate import ConfigError
@@ -282,6 +283,8 @@ class Groups:
         """The group's script log in var/, or /dev/null when var/ takes no writes (full,
         read-only): a script that brings services back must not fail for want of a log."""
         path = os.path.join(self.home.group_logs, f"{name}.log")
+        r = self.supervisor.retention
+        rotate_if_over(path, r.log_max_bytes, r.watch_log_keep)
         try:
             make_folders(self.home.group_logs)
             os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640))

@@ -32,11 +32,13 @@ from rearm.daemon.control import Control
 from rearm.daemon.durability import StateWrites
 from rearm.daemon.groups import Groups
 from rearm.daemon.heartbeat import Heartbeat
+from rearm.daemon.housekeeping import Housekeeping
 from rearm.daemon.notify import notify
 from rearm.daemon.supervisor import Supervisor
 from rearm.model import OPERATOR_SHUTDOWN_STATUS, Cluster, GroupState
 from rearm.paths import Home, make_folders
 from rearm.ratelog import RateLimitedLog
+from rearm.retention import Retention, load_retention
 from rearm.store import StoreUnavailable, open_store
 from rearm.validate import ConfigError
 from rearm.web.connections import KEEPALIVE_TIMEOUT, ConnectionGuard
@@ -88,7 +90,9 @@ class Daemon:
             sinks = []
         self.alerts = AlertDispatcher(sinks, cluster.name, cluster.server, self.bus.emit)
         self.event_counts = EventCounts()
-        self.bus.listeners += [self.alerts.offer, self.event_counts.offer]
+        self.housekeeping = Housekeeping(home, self.store, self.supervisor)
+        self._set_retention(_retention_or_defaults(home))
+        self.bus.listeners += [self.alerts.offer, self.event_counts.offer, self.housekeeping.offer]
         self.actions.send_alert = self.alerts.flush
         self.actions.fail_group = self.groups.fail
         self._metrics: web.AppRunner | None = None
@@ -134,6 +138,7 @@ class Daemon:
                 data={"watches": sorted(found)},
             )
         self.supervisor.recover()
+        loop.call_soon(self.housekeeping.run)  # what the last daemon left, then by events
         to_start = self.groups.recover()
         await self.server.start()
         await self.alerts.start()
@@ -267,6 +272,7 @@ class Daemon:
         try:
             new = load_cluster(self.home)
             sinks = load_sinks(self.home)
+            retention = load_retention(self.home)
         except ConfigError as e:
             self.bus.emit(
                 "config_error", f"reload refused, configuration kept: {e}", severity="error"
@@ -277,6 +283,7 @@ class Daemon:
         ]
         self.groups.forget_deleted()
         self.cluster = new
+        self._set_retention(retention)
         self._background(self.alerts.reconfigure(sinks, new.name, new.server))
         self.heartbeat.start(new, is_drill(new))  # restarts the keeper only if its settings changed
         self.bus.emit(
@@ -286,6 +293,9 @@ class Daemon:
             data={"needs_restart": needs_restart},
         )
         return {"message": "configuration reloaded", "needs_restart": needs_restart}
+
+    def _set_retention(self, retention: Retention) -> None:
+        self.housekeeping.retention = self.supervisor.retention = retention
 
     def _reload_from_signal(self) -> None:
         with contextlib.suppress(ApiError):
@@ -366,6 +376,16 @@ def freebind_socket(address: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def _retention_or_defaults(home: Home) -> Retention:
+    """[retention] at the daemon's start; a mistake in it costs the defaults, not the start
+    (the daemon must come up to watch the services), and is logged."""
+    try:
+        return load_retention(home)
+    except ConfigError as e:
+        log.error("retention: the defaults are used: %s", e)
+        return Retention()
 
 
 def write_pid_file(path: str, pid: int) -> None:

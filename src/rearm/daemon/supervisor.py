@@ -48,6 +48,7 @@ from rearm.model import (
 )
 from rearm.paths import Home, make_folders
 from rearm.policy import Stamp
+from rearm.retention import Retention, rotate_if_over
 from rearm.store import Store, WatchRow
 from rearm.validate import ConfigError
 from rearm.watch import (
@@ -156,6 +157,8 @@ class Supervisor:
         # Definition file -> (its signature, its digest): status compares what each watch was
         # started from with the file on disk, reading a file again only once it has changed.
         self._on_disk: dict[str, tuple[tuple[int, int, int] | None, str | None]] = {}
+        # How big a watch's log may grow before it is rotated (set by main.py, rearm.retention).
+        self.retention = Retention()
 
     # ------------------------------------------------------------------------------------------
     # armload
@@ -500,8 +503,10 @@ class Supervisor:
         """The target's output file: its log in var/, or /dev/null when var/ refuses it (full of
         inodes, read-only): a restart must not fail for want of a log."""
         path = self.home.watch_log(rt.watch.watch_id)
+        # A crash loop appends a run's output at every restart: rotated when it grew too big.
+        rotate_if_over(path, self.retention.log_max_bytes, self.retention.watch_log_keep)
         if self.store.failure is None:
-            return path  # the usual case: no extra look at the disk before a spawn
+            return path  # the usual case: one stat of the log before a spawn
         try:
             make_folders(os.path.dirname(path))
             os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640))
@@ -1104,6 +1109,16 @@ class Supervisor:
 
     # ------------------------------------------------------------------------------------------
     # after losing the state database
+    def fault_windows(self, now: float) -> dict[str, float]:
+        """For the housekeeping (daemon/housekeeping.py): per armload with /H, the wall time
+        before which its faults no longer count, with a whole window more as margin (the wall
+        clock may step). Faults of armloads without /H all count: none are given."""
+        return {
+            rt.watch.instance: now - 2 * rt.watch.request.policy.hours * self.hour_seconds
+            for rt in self.runtimes.values()
+            if rt.watch.request.policy.hours
+        }
+
     def _service_user(self, name: str) -> str | None:
         """The `user =` of service NAME's definition (None: none, or no usable definition)."""
         try:
