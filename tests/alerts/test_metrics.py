@@ -115,3 +115,49 @@ async def test_the_app_serves_metrics() -> None:
         assert 99 < s["rearm_daemon_uptime_seconds", ()] < 200
         assert s["rearm_faults_total", (("group", "web"), ("watch", "WEB1"))] == 2
         assert (await client.get("/other")).status == 404
+
+
+@pytest.mark.asyncio
+async def test_scrapes_walk_the_watches_only_after_an_event() -> None:
+    """Issue 18 (Low): /metrics needs no login, and each scrape made the daemon's whole status
+    (O(watches)). Now it is made again only after an event (every change of a watch or group
+    is one) or after CACHE_MAX_AGE; the uptime and alert counters stay fresh."""
+    calls = 0
+    since = time.time() - 100
+
+    def status() -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        return {**STATUS, "daemon": {**STATUS["daemon"], "since": since}}
+
+    counts = EventCounts()
+    async with TestClient(TestServer(metrics_app(status, None, counts))) as client:
+        for _ in range(50):
+            response = await client.get("/metrics")
+            assert response.status == 200
+        assert calls == 1
+        counts.offer(event("fault", group="web", watch="WEB1"))
+        s = _samples(await (await client.get("/metrics")).text())
+        assert calls == 2
+        assert s["rearm_faults_total", (("group", "web"), ("watch", "WEB1"))] == 1
+        assert 99 < s["rearm_daemon_uptime_seconds", ()] < 200
+        assert s["rearm_watches", (("state", "running"),)] == 2
+
+
+def test_the_cache_is_made_again_when_it_is_old() -> None:
+    from rearm.web.metrics import CACHE_MAX_AGE, MetricsCache
+
+    now = [0.0]
+    calls: list[float] = []
+
+    def status() -> dict[str, Any]:
+        calls.append(now[0])
+        return STATUS
+
+    cache = MetricsCache(status, EventCounts(), clock=lambda: now[0])
+    cache.current()
+    now[0] = CACHE_MAX_AGE - 0.1
+    cache.current()
+    now[0] = CACHE_MAX_AGE + 0.1  # faults leave their /H window with no event at all
+    cache.current()
+    assert calls == [0.0, CACHE_MAX_AGE + 0.1]

@@ -15,14 +15,19 @@ if TYPE_CHECKING:
     from rearm.alerts.dispatch import SinkCounters
 
 
+ALL_PARTS = ("daemon", "watches", "groups", "events", "alerts")
+
+
 def render(
     status: dict[str, Any],
     alert_counters: Sequence[SinkCounters],
     uptime: float,
     events: EventCounts | None,
+    parts: Sequence[str] = ALL_PARTS,
 ) -> bytes:
+    """The exposition of `parts` (each a group of metric families; see _Snapshot.collect)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(status, alert_counters, uptime, events))
+    registry.register(_Snapshot(status, alert_counters, uptime, events, parts))
     return generate_latest(registry)
 
 
@@ -35,19 +40,25 @@ class _Snapshot:
         alerts: Sequence[SinkCounters],
         uptime: float,
         events: EventCounts | None,
+        parts: Sequence[str] = ALL_PARTS,
     ) -> None:
         self.status = status
         self.alerts = alerts
         self.uptime = uptime
         self.events = events
+        self.parts = parts
 
     def collect(self) -> Iterator[Metric]:
-        yield from self._daemon()
-        yield from self._watches()
-        yield from self._groups()
-        if self.events is not None:
+        if "daemon" in self.parts:
+            yield from self._daemon()
+        if "watches" in self.parts:
+            yield from self._watches()
+        if "groups" in self.parts:
+            yield from self._groups()
+        if "events" in self.parts and self.events is not None:
             yield from self._events(self.events)
-        yield from self._alerts()
+        if "alerts" in self.parts:
+            yield from self._alerts()
 
     def _daemon(self) -> Iterator[Metric]:
         cluster = self.status.get("cluster", {})

@@ -47,15 +47,19 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class EventCounts:
-    """Counts the bus's events for the *_total metrics. Give `offer` every event, like alerts."""
+    """Counts the bus's events for the *_total metrics. Give `offer` every event, like alerts.
+    `generation` grows with every event: every change of a watch or a group is an event, so
+    what /metrics renders from the status changes only when it grows (see MetricsCache)."""
 
     def __init__(self) -> None:
+        self.generation = 0
         self.faults: Counter[tuple[str, str]] = Counter()
         self.restarts: Counter[tuple[str, str]] = Counter()
         self.final_actions: Counter[tuple[str, str]] = Counter()
         self.events: Counter[tuple[str, str]] = Counter()
 
     def offer(self, event: EventRow) -> None:
+        self.generation += 1
         self.events[event.kind, event.severity] += 1
         where = (event.group or "", event.watch or "")
         if event.kind == "fault":
@@ -82,6 +86,43 @@ def render_metrics(
     return render(status, list(alert_counters), uptime, events)
 
 
+# What costs O(watches) is made again only after an event, or when this old: some values change
+# with time alone (a fault leaves its /H window without any event).
+CACHE_MAX_AGE = 5.0
+
+
+class MetricsCache:
+    """The status and its rendered watch, group and event metrics, made again only when an
+    event came (EventCounts.generation) or CACHE_MAX_AGE passed. /metrics needs no login: a
+    scraper, or anyone on the management network, must not make each request cost a walk over
+    every watch of the daemon."""
+
+    def __init__(
+        self,
+        get_status: Callable[[], dict[str, Any]],
+        events: EventCounts | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.get_status = get_status
+        self.events = events
+        self.clock = clock
+        self._key: int | None = None
+        self._at = 0.0
+        self._status: dict[str, Any] = {}
+        self._body = b""
+
+    def current(self) -> tuple[dict[str, Any], bytes]:
+        from rearm.web.exposition import render
+
+        key = self.events.generation if self.events is not None else 0
+        now = self.clock()
+        if key != self._key or now - self._at >= CACHE_MAX_AGE:
+            self._status = self.get_status()
+            self._body = render(self._status, [], 0.0, self.events, ("watches", "groups", "events"))
+            self._key, self._at = key, now
+        return self._status, self._body
+
+
 def metrics_handler(
     get_status: Callable[[], dict[str, Any]],
     dispatcher: AlertDispatcher | None = None,
@@ -90,12 +131,21 @@ def metrics_handler(
     """The GET /metrics handler, for an application of its own or the Manager's."""
     from aiohttp import web
 
+    from rearm.web.exposition import render
+
+    cache = MetricsCache(get_status, events)
+
     async def metrics(request: web.Request) -> web.StreamResponse:
-        status = get_status()
+        status, cached = cache.current()
         since = status.get("daemon", {}).get("since")
         uptime = max(0.0, time.time() - since) if isinstance(since, int | float) else 0.0
         counters = dispatcher.counters() if dispatcher is not None else []
-        body = render_metrics(status, counters, uptime, events)
+        # The daemon's info and uptime and the alert counters are cheap: always fresh.
+        body = (
+            render(status, [], uptime, None, ("daemon",))
+            + cached
+            + render(status, counters, 0.0, None, ("alerts",))
+        )
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
     return metrics
