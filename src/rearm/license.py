@@ -2,9 +2,11 @@
 
 The original product has a serial (AA000001) and a key typed from a label on the server
 (DFJ4J4J4-JD398VJH-...). Here the key is a token the vendor signs: verifying it needs only the
-vendor's public key, which ships in this module (more may be trusted through
-etc/license-keys/*.pub), so a server never talks to a licence server, and a key cannot be
-forged from the ones already sold.
+vendor's public key, installed on the server as etc/license-keys/*.pub (no key is built in: the
+one that was had lost its private half, so nothing could be issued for it), so a server never
+talks to a licence server, and a key cannot be forged from the ones already sold. A .pub file is
+a trust anchor: it is trust-checked like every file of etc/ (rearm.trust), since whoever can
+change it can license any server.
 
 Token, format 1: 21 bytes of payload, big-endian, then the 64-byte Ed25519 signature.
   byte 0       format version (1)
@@ -37,6 +39,7 @@ from typing import TYPE_CHECKING
 
 from rearm.config import read_toml, write_atomic
 from rearm.paths import Home, make_folders
+from rearm.trust import check as check_trusted
 from rearm.validate import ConfigError, Table, check_name
 
 if TYPE_CHECKING:
@@ -72,17 +75,11 @@ PRODUCT_RE = re.compile(r"[a-z][a-z0-9-]{0,7}")
 MAX_NODES = 0xFFFF
 _EPOCH = dt.date(1970, 1, 1)
 LAST_DATE = _EPOCH + dt.timedelta(days=0xFFFF)  # 2149-06-06: the last day two bytes can say
+MAX_PUB = 4096  # a PEM Ed25519 public key is 113 bytes
 
 REGISTER_HINT = "register one with 'rearm license register --serial S --key K'"
-
-# The vendor keys every rearm trusts. A constant rather than a data file so that no way of
-# packaging rearm can leave it out. Only public keys belong here; the private half is the
-# vendor's and never enters the repository.
-VENDOR_PUBLIC_KEYS: tuple[str, ...] = (
-    # rearm vendor key 1 (key ID 7fa8), made 2026-11-25 with 'rearm license keygen'.
-    "-----BEGIN PUBLIC KEY-----\n"
-    "MCowBQYDK2VwAyEA8Zccw5zOWEONjDNdRzY4uaiAj8ybxPf0VGlbIiUviRM=\n"
-    "-----END PUBLIC KEY-----\n",
+TRUST_HINT = (
+    "install the vendor's public key with 'rearm license trust FILE.pub' (docs/licenses.md)"
 )
 
 
@@ -118,7 +115,7 @@ class License:
 class TrustedKey:
     public: Ed25519PublicKey
     key_id: bytes
-    origin: str  # "built-in" or the .pub file it came from
+    origin: str  # the .pub file it came from
 
 
 def utc_date(now: float) -> dt.date:
@@ -251,6 +248,9 @@ def verify(text: str, trusted: Iterable[TrustedKey]) -> License:
         raise LicenseError(
             f"unknown key format {version} (the key was mistyped, or is for a newer rearm)"
         )
+    trusted = list(trusted)
+    if not trusted:
+        raise LicenseError(f"no vendor public key is trusted on this server: {TRUST_HINT}")
     candidates = [k for k in trusted if k.key_id == kid]
     if not candidates:
         raise LicenseError(
@@ -333,10 +333,6 @@ def public_key_from_pem(data: bytes, origin: str) -> TrustedKey:
     return TrustedKey(key, key_id(key), origin)
 
 
-def builtin_keys() -> list[TrustedKey]:
-    return [public_key_from_pem(pem.encode("ascii"), "built-in") for pem in VENDOR_PUBLIC_KEYS]
-
-
 def license_keys_dir(home: Home) -> str:
     return os.path.join(home.etc, "license-keys")
 
@@ -364,18 +360,47 @@ def _listdir(home: Home, folder: str, suffix: str) -> list[str]:
 
 
 def trusted_keys(home: Home) -> list[TrustedKey]:
-    """The built-in vendor keys, then every etc/license-keys/*.pub (PEM)."""
-    keys = builtin_keys()
+    """Every etc/license-keys/*.pub (PEM), each trust-checked: a file that anyone but root
+    (or the daemon's user) could change is refused with UntrustedFile, naming it and the fix."""
+    keys = []
     folder = license_keys_dir(home)
     for name in _listdir(home, folder, ".pub"):
         path = os.path.join(folder, name)
+        shown = _shown(home, path)
         try:
+            check_trusted(path, f"trusted license key {shown}")
             with open(path, "rb") as f:
-                data = f.read()
+                data = f.read(MAX_PUB)
+        except FileNotFoundError:
+            continue  # removed while being listed
         except OSError as e:
-            raise ConfigError(f"{_shown(home, path)}: cannot read: {e.strerror}") from None
-        keys.append(public_key_from_pem(data, _shown(home, path)))
+            raise ConfigError(f"{shown}: cannot read: {e.strerror}") from None
+        keys.append(public_key_from_pem(data, shown))
     return keys
+
+
+def install_public_key(home: Home, source: str) -> tuple[str, TrustedKey]:
+    """Copy a vendor's public key (PEM) to etc/license-keys/, where it is trusted from then
+    on; refuses anything that is not an Ed25519 public key. Returns the path and the key."""
+    try:
+        with open(source, "rb") as f:
+            data = f.read(MAX_PUB + 1)
+    except OSError as e:
+        raise ConfigError(f"{source}: cannot read: {e.strerror}") from None
+    if len(data) > MAX_PUB:
+        raise ConfigError(f"{source}: not a public key in PEM form (too long)")
+    key = public_key_from_pem(data, source)
+    name = os.path.basename(source)
+    if not name.endswith(".pub"):
+        name += ".pub"
+    check_name("key", name[: -len(".pub")])
+    path = os.path.join(license_keys_dir(home), name)
+    try:
+        make_folders(license_keys_dir(home))
+        write_atomic(path, data.decode("ascii"), 0o644)
+    except OSError as e:
+        raise ConfigError(f"{_shown(home, path)}: cannot write: {e.strerror}") from None
+    return path, TrustedKey(key.public, key.key_id, _shown(home, path))
 
 
 def load_private_key(path: str) -> Ed25519PrivateKey:

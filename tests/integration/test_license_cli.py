@@ -15,6 +15,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ import pytest
 
 from rearm import license as lic
 from rearm.cli import license_cmd
+
+from .unix_users import Accounts, as_user
 
 MALFORMED = (
     "rearm: license key refused: malformed (expected 8-character blocks of A-Z and 2-7 "
@@ -70,9 +73,8 @@ class Setup:
         return self.home / "etc" / "licenses"
 
     def trust_vendor(self) -> None:
-        folder = self.home / "etc" / "license-keys"
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copy(self.vendor / "rearm-vendor.pub", folder / "test-vendor.pub")
+        out = self.ok("trust", str(self.vendor / "rearm-vendor.pub"))
+        assert out.startswith("trusted: vendor key ") and "etc/license-keys/rearm-vendor.pub" in out
 
     def listing(self) -> dict[str, Any]:
         report: dict[str, Any] = json.loads(self.ok("list", "--json"))
@@ -93,9 +95,10 @@ def test_vendor_issues_and_operator_registers_and_lists(setup: Setup) -> None:
     key = s.ok("issue", "--private-key", s.private_key, "--serial", "AA000001").strip()
     assert len(key.split("-")) == 17
 
-    # A plain installation trusts only the shipped vendor key, not this one.
+    # No vendor key is built in: a server trusts none until its operator installs one.
     line = s.refused("register", "--serial", "AA000001", "--key", key)
-    assert "which this server does not trust" in line
+    assert "no vendor public key is trusted on this server" in line
+    assert "'rearm license trust FILE.pub'" in line
     assert not s.licenses.exists()
 
     s.trust_vendor()
@@ -272,3 +275,53 @@ def test_register_adds_the_command_to_any_parser(tmp_path: Path) -> None:
     assert args.func is license_cmd.cmd_register and args.key == ["A", "B"]
     with pytest.raises(SystemExit):
         parser.parse_args(["license"])  # an action is required
+
+
+def test_trust_refuses_what_is_not_a_public_key(setup: Setup) -> None:
+    s = setup
+    line = s.refused("trust", s.private_key)
+    assert "not a public key in PEM form" in line
+    assert not (s.home / "etc" / "license-keys").exists()
+    s.trust_vendor()
+    pub = s.home / "etc" / "license-keys" / "rearm-vendor.pub"
+    assert stat.S_IMODE(pub.stat().st_mode) == 0o644
+
+
+def test_a_trust_anchor_another_user_could_change_is_refused(
+    open_dir: Path, unix: Accounts
+) -> None:
+    """Issue 18 (Low): license .pub files were read without a trust check. A local user who
+    may write etc/license-keys/ (a folder given away by mistake) puts a key of their own there
+    and issues themselves a license: before the fix it was accepted."""
+    s = Setup(open_dir)  # a home other users can walk into
+    user = unix.user("rlic")
+    keys = s.home / "etc" / "license-keys"
+    keys.mkdir(parents=True)
+    os.chown(keys, user.pw_uid, user.pw_gid)
+    # The user's own keypair (made here on their behalf: any Ed25519 tool would do), its
+    # public half planted by the user, and a license the user signs for themselves.
+    own = Path(tempfile.mkdtemp(prefix="rearm-lic-"))
+    try:
+        lic.write_keypair(str(own / "k"))
+        for path in (own, own / "k", own / "k" / "rearm-vendor.pub"):
+            os.chown(path, user.pw_uid, user.pw_gid)
+        own.chmod(0o755)
+        r = subprocess.run(
+            ["/bin/cp", str(own / "k" / "rearm-vendor.pub"), str(keys / "mine.pub")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            **as_user(user),  # type: ignore[arg-type]
+        )
+        assert r.returncode == 0, r.stderr
+        forged = lic.issue(
+            lic.load_private_key(str(own / "k" / "rearm-vendor.key")),
+            serial="AA000007",
+            issued=lic.utc_date(dt.datetime.now(dt.UTC).timestamp()),
+        )
+    finally:
+        shutil.rmtree(own, ignore_errors=True)
+    line = s.refused("register", "--serial", "AA000007", "--key", forged)
+    assert "trusted license key etc/license-keys/mine.pub refused" in line
+    assert f"owner {user.pw_name}" in line or f"uid {user.pw_uid}" in line, line
+    assert not s.licenses.exists()

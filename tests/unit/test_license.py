@@ -323,11 +323,32 @@ def test_random_tokens_of_the_right_size_are_refused(raw: bytes) -> None:
 # --- trusted keys -----------------------------------------------------------------------------
 
 
-def test_the_shipped_vendor_key_loads_and_does_not_trust_test_keys() -> None:
-    shipped = lic.builtin_keys()
-    assert len(shipped) >= 1 and all(k.origin == "built-in" for k in shipped)
-    # A key signed by a test keypair is refused by a plain installation.
-    assert "does not trust" in refusal_of(key(), keys=shipped)
+def test_no_vendor_key_is_built_in(tmp_path: Path) -> None:
+    """The key once built in had lost its private half (issue 18): trust comes only from
+    etc/license-keys/*.pub, installed by the operator."""
+    assert not hasattr(lic, "VENDOR_PUBLIC_KEYS") and not hasattr(lic, "builtin_keys")
+    home = Home.from_env(str(tmp_path))
+    assert lic.trusted_keys(home) == []
+    assert refusal_of(key(), keys=[]) == (
+        "license key refused: no vendor public key is trusted on this server: install the "
+        "vendor's public key with "
+        "'rearm license trust FILE.pub' (docs/licenses.md)"
+    )
+
+
+def test_a_trusted_key_file_others_could_change_is_refused(tmp_path: Path) -> None:
+    home = Home.from_env(str(tmp_path))
+    folder = Path(lic.license_keys_dir(home))
+    folder.mkdir(parents=True)
+    pub = folder / "vendor.pub"
+    pub.write_bytes(_pem(VENDOR))
+    pub.chmod(0o666)
+    with pytest.raises(ConfigError, match=r"trusted license key etc/license-keys/vendor.pub"):
+        lic.trusted_keys(home)
+    pub.chmod(0o644)
+    folder.chmod(0o777)
+    with pytest.raises(ConfigError, match=r"writable by its group and others"):
+        lic.trusted_keys(home)
 
 
 def test_no_private_key_is_shipped_in_the_package() -> None:

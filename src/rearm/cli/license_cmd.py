@@ -1,4 +1,5 @@
-"""`rearm license`: register and list license keys on a server; make and issue them (vendors).
+"""`rearm license`: trust a vendor's public key, register and list license keys on a server;
+make a vendor keypair and issue keys with it (vendors, offline).
 
 Parsing and printing only: the rules and the messages live in rearm.license. Refusals raise
 ConfigError, which `rearm` prints as one line on stderr with exit status 1. Nothing here needs
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import re
 import time
 from typing import TYPE_CHECKING, Any
@@ -157,9 +159,17 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     private_path, public_path, kid = licenses.write_keypair(args.out, args.name)
     print(f"private key: {private_path} (mode 0600: keep it secret and offline; it signs licenses)")
     print(
-        f"public key:  {public_path} (key ID {kid}: copy it into etc/license-keys/ "
-        "on the servers that should trust it)"
+        f"public key:  {public_path} (key ID {kid}: on each server that should trust it, "
+        f"'rearm license trust {os.path.basename(public_path)}')"
     )
+    return 0
+
+
+def cmd_trust(args: argparse.Namespace) -> int:
+    from rearm import license as licenses
+
+    path, key = licenses.install_public_key(_home(args), args.public_key)
+    print(f"trusted: vendor key {key.key_id.hex()} ({path})")
     return 0
 
 
@@ -170,6 +180,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="register and list license keys; issue them (vendors)",
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    p = actions.add_parser(
+        "trust", help="trust a vendor's public key (copies it to etc/license-keys/)"
+    )
+    p.add_argument("public_key", metavar="FILE.pub", help="the vendor's public key, PEM")
+    p.set_defaults(func=cmd_trust)
 
     p = actions.add_parser("register", help="check a license key and register it on this server")
     p.add_argument("--serial", required=True, help="the serial number, e.g. AA000001")
