@@ -15,11 +15,13 @@
 #   e2fsprogs    mkfs.ext4: file systems on loop devices in private mount namespaces
 #   man-db, groff-base  `man -l` renders the shipped man pages (tests/integration/test_manpages.py)
 #   zsh          the zsh completion is loaded in a real zsh (tests/integration/test_completion.py)
+#   passwd       useradd, userdel, groupadd: the users the security tests make and remove
+#   python3      /usr/bin/python3, run by those users (a venv under /root is not theirs to run)
 # Without root it only says what is missing: those tests then skip (and fail under CI=true).
 set -euo pipefail
 
 PACKAGES=(snmptrapd snmp smitools erlang-snmp systemd dbus procps util-linux iproute2 e2fsprogs
-    man-db groff-base zsh)
+    man-db groff-base zsh passwd python3)
 
 . "$(dirname "$0")/lib-deps.sh"
 
