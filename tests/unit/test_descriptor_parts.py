@@ -48,7 +48,7 @@ def test_the_guard_bounds_connections_per_address_and_in_all() -> None:
     assert guard.admit("10.0.0.3") is None and guard.count == 3
     for address in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
         guard.release(address)
-    assert guard.count == 0 and not guard.open
+    assert guard.count == 0 and not guard.quota.open
 
 
 def test_log_lines_of_a_kind_come_once_an_interval(caplog: pytest.LogCaptureFixture) -> None:
@@ -67,3 +67,13 @@ def test_log_lines_of_a_kind_come_once_an_interval(caplog: pytest.LogCaptureFixt
         "another kind",
         "refused c (100 more like this in the last 60 s not logged)",
     ]
+
+
+def test_a_quota_says_which_bound_it_hit() -> None:
+    from rearm.quota import Quota
+
+    quota = Quota(per_key=1, total=2)
+    assert quota.admit("a") is None and quota.admit("a") == "key"
+    assert quota.admit(7) is None and quota.admit("b") == "total"
+    quota.release("a")
+    assert quota.admit("b") is None and quota.count == 2

@@ -13,11 +13,11 @@ import json
 import logging
 import os
 import socket
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from rearm.api.access import AccessPolicy, Caller, peer_caller
+from rearm.quota import Quota
 from rearm.ratelog import RateLimitedLog
 
 log = logging.getLogger("rearm.api")
@@ -60,8 +60,8 @@ class ControlServer:
         self.streams: dict[str, StreamHandler] = {}
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._readers: Counter[int] = Counter()  # open connections of read-only callers
-        self._streams: Counter[int] = Counter()  # live streams, by uid
+        self._readers = Quota(READER_CONNECTIONS_PER_UID, READER_CONNECTIONS)  # by uid
+        self._streams = Quota(STREAMS_PER_UID, STREAMS)  # live streams, by uid
         self._reader_streams = 0
         self.lines = RateLimitedLog(log)
 
@@ -126,20 +126,18 @@ class ControlServer:
             pass
         finally:
             if bounded:
-                self._readers[caller.uid] -= 1
-                if self._readers[caller.uid] <= 0:
-                    del self._readers[caller.uid]
+                self._readers.release(caller.uid)
             self._tasks.discard(task)
             writer.close()
 
     def _admit_reader(self, caller: Caller) -> str | None:
         """Count a connection of a read-only caller; why it is refused, or None."""
-        if self._readers[caller.uid] >= READER_CONNECTIONS_PER_UID:
-            return f"too many connections: uid {caller.uid} has {READER_CONNECTIONS_PER_UID} open"
-        if sum(self._readers.values()) >= READER_CONNECTIONS:
-            return f"too many connections: {READER_CONNECTIONS} of read-only callers are open"
-        self._readers[caller.uid] += 1
-        return None
+        per_uid = READER_CONNECTIONS_PER_UID
+        return self._readers.take(
+            caller.uid,
+            key_full=f"too many connections: uid {caller.uid} has {per_uid} open",
+            all_full=f"too many connections: {READER_CONNECTIONS} of read-only callers are open",
+        )
 
     async def _serve_one(
         self,
@@ -203,20 +201,19 @@ class ControlServer:
         await _answer(writer, {"ok": True, "result": result})
 
     def _admit_stream(self, caller: Caller, reads_only: bool) -> str | None:
-        if self._streams[caller.uid] >= STREAMS_PER_UID:
-            return f"too many live streams: uid {caller.uid} has {STREAMS_PER_UID} open"
-        if sum(self._streams.values()) >= STREAMS:
-            return f"too many live streams: {STREAMS} are open"
         if reads_only and self._reader_streams >= READER_STREAMS:
             return f"too many live streams: {READER_STREAMS} of read-only callers are open"
-        self._streams[caller.uid] += 1
-        self._reader_streams += reads_only
-        return None
+        refusal = self._streams.take(
+            caller.uid,
+            key_full=f"too many live streams: uid {caller.uid} has {STREAMS_PER_UID} open",
+            all_full=f"too many live streams: {STREAMS} are open",
+        )
+        if refusal is None:
+            self._reader_streams += reads_only
+        return refusal
 
     def _end_stream(self, caller: Caller, reads_only: bool) -> None:
-        self._streams[caller.uid] -= 1
-        if self._streams[caller.uid] <= 0:
-            del self._streams[caller.uid]
+        self._streams.release(caller.uid)
         self._reader_streams -= reads_only
 
     async def _stream(

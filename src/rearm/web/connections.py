@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
 from collections.abc import Callable
 
+from rearm.quota import Quota
 from rearm.ratelog import RateLimitedLog
 
 PER_ADDRESS = 16  # a browser opens about six per server; a few tabs with live pages
@@ -38,31 +38,26 @@ class ConnectionGuard:
         total: int = TOTAL,
         header_timeout: float = HEADER_TIMEOUT,
     ) -> None:
-        self.per_address = per_address
-        self.total = total
+        self.quota = Quota(per_address, total)
         self.header_timeout = header_timeout
-        self.open: Counter[str] = Counter()
         self.refused = 0
         self.timed_out = 0
         self.lines = RateLimitedLog(log)
 
     @property
     def count(self) -> int:
-        return sum(self.open.values())
+        return self.quota.count
 
     def admit(self, address: str) -> str | None:
         """Count a new connection from `address`; why it is refused, or None."""
-        if self.count >= self.total:
-            return f"{self.total} connections are open"
-        if self.open[address] >= self.per_address:
-            return f"{self.per_address} connections from {address} are open"
-        self.open[address] += 1
-        return None
+        return self.quota.take(
+            address,
+            key_full=f"{self.quota.per_key} connections from {address} are open",
+            all_full=f"{self.quota.total} connections are open",
+        )
 
     def release(self, address: str) -> None:
-        self.open[address] -= 1
-        if self.open[address] <= 0:
-            del self.open[address]
+        self.quota.release(address)
 
     def factory(self, inner: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
         """A protocol factory for loop.create_server that guards `inner`'s protocols."""

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from rearm.quota import Quota
 from rearm.ratelog import RateLimitedLog
 from rearm.web.sessions import COOKIE, Session, SessionStore
 from rearm.web.settings import ManagerSettings, client_address, host_names
@@ -31,28 +31,6 @@ LIVE_PER_USER = 8
 LIVE_TOTAL = 32
 
 
-class LiveStreams:
-    """The open live streams, by Manager user."""
-
-    def __init__(self, per_user: int = LIVE_PER_USER, total: int = LIVE_TOTAL) -> None:
-        self.per_user = per_user
-        self.total = total
-        self.open: Counter[str] = Counter()
-
-    def admit(self, user: str) -> str | None:
-        if self.open[user] >= self.per_user:
-            return f"too many live pages: user {user} has {self.per_user} open"
-        if sum(self.open.values()) >= self.total:
-            return f"too many live pages: {self.total} are open"
-        self.open[user] += 1
-        return None
-
-    def release(self, user: str) -> None:
-        self.open[user] -= 1
-        if self.open[user] <= 0:
-            del self.open[user]
-
-
 class Manager:
     def __init__(self, daemon: Daemon, settings: ManagerSettings) -> None:
         self.daemon = daemon
@@ -61,7 +39,7 @@ class Manager:
         self.sessions = SessionStore()
         self.throttle = LoginThrottle()
         self.verify_slots = asyncio.Semaphore(VERIFY_SLOTS)
-        self.live_streams = LiveStreams()
+        self.live_streams = Quota(LIVE_PER_USER, LIVE_TOTAL)  # open /live streams, by user
         self.lines = RateLimitedLog(log)
         # Set when the server shuts down: live streams end instead of holding the shutdown.
         self.closing = asyncio.Event()

@@ -10,11 +10,11 @@ A comment line every KEEPALIVE seconds finds clients that went away (the only wa
 closed connection is to write to it) and keeps proxies from timing the stream out. When the
 session ends, the stream says `event: logout` and closes.
 
-Each stream renders pages after every burst of events, so streams are bounded (LiveStreams in
-context.py): LIVE_PER_USER for one Manager user, LIVE_TOTAL in all (more get 429); a client
-that does not take what is sent within SLOW_READER seconds is dropped. Three hundred streams
-of one read-only user made a 1 s restart take 7.7 s and the daemon's memory grow from 53 to
-307 MB before these bounds.
+Each stream renders pages after every burst of events, so streams are bounded: LIVE_PER_USER
+for one Manager user, LIVE_TOTAL in all (context.py; more get 429); a client that does not take
+what is sent within SLOW_READER seconds is dropped. Three hundred streams of one read-only user
+made a 1 s restart take 7.7 s and the daemon's memory grow from 53 to 307 MB before these
+bounds.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import logging
 from aiohttp import web
 
 from rearm.daemon.bus import Subscription
-from rearm.web.context import Manager, manager_of, session_of
+from rearm.web.context import LIVE_PER_USER, LIVE_TOTAL, Manager, manager_of, session_of
 from rearm.web.views import VIEWS, fragments
 
 KEEPALIVE = 25.0
@@ -85,7 +85,11 @@ async def live(request: web.Request) -> web.StreamResponse:
         raise web.HTTPBadRequest(text=f"view must be one of {', '.join(VIEWS)}")
     if fragments(manager, session, view, params) is None:
         raise web.HTTPNotFound(text="nothing to show for this view")
-    refusal = manager.live_streams.admit(session.user)
+    refusal = manager.live_streams.take(
+        session.user,
+        key_full=f"too many live pages: user {session.user} has {LIVE_PER_USER} open",
+        all_full=f"too many live pages: {LIVE_TOTAL} are open",
+    )
     if refusal is not None:
         raise web.HTTPTooManyRequests(text=refusal, headers={"Retry-After": "30"})
     response = web.StreamResponse(
