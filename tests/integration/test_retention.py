@@ -54,7 +54,8 @@ def test_a_crash_loop_leaves_bounded_logs_events_and_faults(tmp_path: Path) -> N
             "0",
             "/bin/sh",
             "-c",
-            "head -c 300000 /dev/zero; sleep 0.05; exit 3",
+            # Killed by a signal: a crash, not a configuration fault (that would end the watch).
+            "head -c 300000 /dev/zero; sleep 0.05; kill -KILL $$",
         )
         wait_for(
             "200 restarts",

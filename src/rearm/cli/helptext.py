@@ -182,8 +182,18 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("rearm shutdown", "rearm shutdown --stop-groups"),
     ),
     "license": (
-        "License keys are signed offline: checking one needs no network.",
-        ("rearm license list", "rearm license register --serial S --key K"),
+        "License keys are signed offline: checking one needs no network. A server trusts the "
+        "vendor public keys installed with 'rearm license trust' (none is built in).",
+        (
+            "rearm license trust rearm-vendor.pub",
+            "rearm license list",
+            "rearm license register --serial S --key K",
+        ),
+    ),
+    "license trust": (
+        "Trust a vendor's public key (PEM, Ed25519): it is copied to etc/license-keys/. Check "
+        "its key ID with the vendor: whoever's key is trusted can license this server.",
+        ("rearm license trust rearm-vendor.pub",),
     ),
     "license register": (
         "Check a license key and register it on this server.",
