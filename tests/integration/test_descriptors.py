@@ -242,3 +242,124 @@ def test_a_started_process_that_cannot_be_watched_is_killed_and_is_a_fault(
         store.close()
 
     asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def _supervisor(home: Path) -> Any:
+    from rearm.daemon.bus import EventBus
+    from rearm.daemon.supervisor import Supervisor
+    from rearm.paths import Home
+    from rearm.store import Store
+
+    store = Store(Home.from_env(str(home)).state_db)
+    return Supervisor(Home.from_env(str(home)), store, EventBus(store), "test-boot"), store
+
+
+def _end_all(sup: Any) -> None:
+    for r in list(sup.runtimes.values()):
+        if r.watch.pid is not None:
+            os.killpg(r.watch.pid, signal.SIGKILL)
+
+
+def test_out_of_descriptors_a_spawn_that_spans_a_tick_is_still_watched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A spawn that spans a clock tick (usual on a loaded machine) reads the new process's start
+    time from /proc, which takes a descriptor. Before the fix, out of descriptors that read
+    failed outside the reserve: the OSError left the restart's timer callback, the daemon's loop
+    handler took it for one more accept() error and logged nothing, and the process ran
+    unwatched while its watch stayed `starting`. In-process, under a lowered RLIMIT_NOFILE."""
+    from rearm.arm import parse_armload
+    from rearm.backends import process
+    from rearm.backends.fdreserve import RESERVE
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    filler: list[int] = []
+
+    async def scenario() -> None:
+        sup, store = _supervisor(tmp_path / "home")
+        await sup.load(
+            parse_armload(["W", "/R", "9", "/INT", "1", "/bin/sleep", "1000"]), None, None, {}
+        )
+        rt = sup.runtimes["W"]
+        first = rt.watch.pid
+        assert first is not None and alive(first)
+        monkeypatch.setattr(process, "start_tick_between", lambda before, after: None)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (_fds(os.getpid()) + 64, hard))
+        RESERVE.keep()
+        used = RESERVE.used
+
+        def use_up() -> None:
+            with pytest.raises(OSError):  # every descriptor left
+                while True:
+                    filler.append(os.open(os.devnull, os.O_RDONLY))
+
+        use_up()
+        os.kill(first, signal.SIGKILL)
+        while rt.watch.state.value != "restarting":
+            await asyncio.sleep(0.01)
+        use_up()  # the one the old pidfd left too
+        while rt.watch.pid in (None, first) or rt.watch.state.value != "running":
+            assert rt.watch.state.value in ("running", "restarting", "starting"), rt.watch.detail
+            await asyncio.sleep(0.01)
+        for fd in filler:
+            os.close(fd)
+        filler.clear()
+        assert rt.pidfd is not None and alive(rt.watch.pid)
+        assert RESERVE.used > used  # the reserve was given back for the restart
+        _end_all(sup)
+        store.close()
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 30))
+    finally:
+        for fd in filler:
+            os.close(fd)
+        RESERVE.release()
+        RESERVE.size = 0
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_started_process_whose_start_time_cannot_be_read_is_killed_and_is_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should even the reserve not let the start time be read, the process just started is
+    killed and the restart is a fault that counts (a crash, restarted after /INT): out of
+    descriptors is no fault of the configuration, so the watch does not fail for good."""
+    from rearm.arm import parse_armload
+    from rearm.backends import process
+
+    started: list[int] = []
+    real_spawn = os.posix_spawn
+
+    def spawn(*args: Any, **kwargs: Any) -> int:
+        pid = real_spawn(*args, **kwargs)
+        started.append(pid)
+        return pid
+
+    def no_descriptor(pid: int) -> int:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    async def scenario() -> None:
+        sup, store = _supervisor(tmp_path / "home")
+        await sup.load(
+            parse_armload(["B", "/R", "9", "/INT", "1", "/bin/sleep", "1000"]), None, None, {}
+        )
+        rt = sup.runtimes["B"]
+        first = rt.watch.pid
+        assert first is not None and alive(first)
+        monkeypatch.setattr(os, "posix_spawn", spawn)
+        monkeypatch.setattr(process, "start_tick_between", lambda before, after: None)
+        monkeypatch.setattr(process, "start_time", no_descriptor)
+        os.kill(first, signal.SIGKILL)
+        while not (rt.watch.detail or "").startswith("cannot start"):
+            await asyncio.sleep(0.01)
+        monkeypatch.undo()
+        assert "start time could not be read" in (rt.watch.detail or ""), rt.watch.detail
+        assert rt.watch.state.value == "restarting", rt.watch.detail  # not `failed`
+        assert rt.watch.pid is None and len(started) == 1 and not alive(started[0])
+        faults = store.db.execute("SELECT COUNT(*) FROM faults").fetchone()[0]
+        assert faults == 2  # the kill, and the restart that could not be watched
+        _end_all(sup)
+        store.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))

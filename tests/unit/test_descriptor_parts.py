@@ -77,3 +77,33 @@ def test_a_quota_says_which_bound_it_hit() -> None:
     assert quota.admit(7) is None and quota.admit("b") == "total"
     quota.release("a")
     assert quota.admit("b") is None and quota.count == 2
+
+
+def test_only_accept_errors_are_rate_limited_a_callback_s_is_logged_in_full(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Out of descriptors, asyncio's accept() fails again every second: one line a minute. An
+    exception of a callback (a restart's timer) with the same errno is another matter: logged
+    in full every time, never hidden behind the accept lines (it once was, silently)."""
+    import asyncio
+    import types
+
+    from rearm.daemon.main import Daemon
+
+    daemon = types.SimpleNamespace(lines=RateLimitedLog(logging.getLogger("rearm.test")))
+    loop = asyncio.new_event_loop()
+    emfile = OSError(errno.EMFILE, "Too many open files")
+    try:
+        with caplog.at_level(logging.ERROR):
+            for _ in range(3):
+                context = {"message": "socket.accept() out of system resource"}
+                Daemon._loop_exception(daemon, loop, {**context, "exception": emfile})  # type: ignore[arg-type]
+            for _ in range(2):
+                context = {"message": "Exception in callback Supervisor._restart_due()"}
+                Daemon._loop_exception(daemon, loop, {**context, "exception": emfile})  # type: ignore[arg-type]
+    finally:
+        loop.close()
+    accept = [r for r in caplog.records if "socket.accept()" in r.getMessage()]
+    callback = [r for r in caplog.records if "_restart_due" in r.getMessage()]
+    assert len(accept) == 1
+    assert len(callback) == 2 and all(r.exc_info for r in callback)

@@ -42,6 +42,12 @@ class SpawnError(OSError):
     pass
 
 
+# A spawn failing with one of these says the daemon or the machine is short of something
+# (descriptors, processes, memory), not that the target is misconfigured: a crash, restarted as
+# usual, never a configuration fault (watch.classify_end).
+SHORTAGES = frozenset({errno.EMFILE, errno.ENFILE, errno.EAGAIN, errno.ENOMEM})
+
+
 # /proc/PID/stat gives a start time in these ticks (USER_HZ) of CLOCK_BOOTTIME, rounded down.
 _TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 
@@ -165,7 +171,18 @@ def spawn(
             raise SpawnError(e.errno or 0, f"{program}: {e.strerror}") from None
     start = start_tick_between(before, time.clock_gettime_ns(time.CLOCK_BOOTTIME))
     if start is None:
-        start = start_time(pid)
+        # The spawn spanned a tick (a loaded machine): read it. Reading opens a file, so out
+        # of descriptors it takes the reserve too. It must not escape as a bare OSError: the
+        # caller would never learn of this child, which would then run unwatched.
+        try:
+            start = RESERVE.retrying(lambda: start_time(pid))
+        except OSError as e:
+            kill_unwatched(pid)
+            raise SpawnError(
+                e.errno or 0,
+                f"{program}: started, but its start time could not be read ({e.strerror}), "
+                f"so pid {pid} was killed",
+            ) from None
     if start is None:
         # It ended already; it is still our child, so its exit will be read from the pidfd
         # path as usual. Record a start time that no live process can match.

@@ -242,9 +242,12 @@ class Daemon:
 
     def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         """asyncio's own errors; running out of descriptors (accept() fails, and asyncio tries
-        again every second) is logged once a minute, not once a second."""
+        again every second) is logged once a minute, not once a second. Only accept()'s: an
+        exception of a callback or a task is logged in full, whatever its errno (a restart that
+        failed for want of a descriptor once went unlogged here, behind the accept lines)."""
         error = context.get("exception")
-        if isinstance(error, OSError) and error.errno in OUT_OF_DESCRIPTORS:
+        accept = str(context.get("message", "")).startswith("socket.accept()")
+        if accept and isinstance(error, OSError) and error.errno in OUT_OF_DESCRIPTORS:
             self.lines.log(
                 "descriptors",
                 logging.ERROR,

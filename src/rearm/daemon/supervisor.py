@@ -436,8 +436,9 @@ class Supervisor:
             reason = e.strerror if isinstance(e, SpawnError) else str(e)
             if first:
                 return str(reason)
+            short = isinstance(e, SpawnError) and e.errno in process.SHORTAGES
             self._apply(
-                rt, w.start_failed(self.clock(), f"cannot start: {reason}", cannot_run=True)
+                rt, w.start_failed(self.clock(), f"cannot start: {reason}", cannot_run=not short)
             )
             return None
         if service is not None and service.pidfile is not None:
@@ -813,7 +814,7 @@ class Supervisor:
                     rt.timer.cancel()
                     rt.timer = None
             elif isinstance(e, Spawn):
-                self._spawn(rt, prepared=True)
+                self._restart(rt)
             elif isinstance(e, RunRecoverScript):
                 self._task(rt, self._recover_by_script(rt))
             elif isinstance(e, FireFinalAction):
@@ -824,6 +825,18 @@ class Supervisor:
                 pass  # armkill drives the stop itself (see kill)
             elif isinstance(e, Forget):
                 self._forget(rt)
+
+    def _restart(self, rt: Runtime) -> None:
+        """Spawn for a restart. It runs in a timer or an exit callback, where an exception
+        would only reach the loop's handler and leave the watch `starting` with no process:
+        one the spawn did not foresee is logged with its traceback and is a fault."""
+        try:
+            self._spawn(rt, prepared=True)
+        except Exception as e:
+            log.exception("%s: the restart failed", rt.watch.watch_id)
+            w = rt.watch
+            if not rt.forgotten and w.state is S.STARTING and w.pid is None and rt.pidfd is None:
+                self._apply(rt, w.start_failed(self.clock(), f"cannot start: {e}"))
 
     def _persist(self, rt: Runtime) -> None:
         with self.store.transaction():
