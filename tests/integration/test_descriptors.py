@@ -244,14 +244,23 @@ def test_a_started_process_that_cannot_be_watched_is_killed_and_is_a_fault(
     asyncio.run(asyncio.wait_for(scenario(), 30))
 
 
-def _supervisor(home: Path) -> Any:
+async def _sleeping(home: Path, key: str) -> tuple[Any, Any, Any, int]:
+    """An in-process supervisor watching KEY (/R 9 /INT 1 /bin/sleep 1000): it, its store, the
+    watch's runtime and its first pid."""
+    from rearm.arm import parse_armload
     from rearm.daemon.bus import EventBus
     from rearm.daemon.supervisor import Supervisor
     from rearm.paths import Home
     from rearm.store import Store
 
     store = Store(Home.from_env(str(home)).state_db)
-    return Supervisor(Home.from_env(str(home)), store, EventBus(store), "test-boot"), store
+    sup = Supervisor(Home.from_env(str(home)), store, EventBus(store), "test-boot")
+    argv = [key, "/R", "9", "/INT", "1", "/bin/sleep", "1000"]
+    await sup.load(parse_armload(argv), None, None, {})
+    rt = sup.runtimes[key]
+    first = rt.watch.pid
+    assert first is not None and alive(first)
+    return sup, store, rt, first
 
 
 def _end_all(sup: Any) -> None:
@@ -268,7 +277,6 @@ def test_out_of_descriptors_a_spawn_that_spans_a_tick_is_still_watched(
     failed outside the reserve: the OSError left the restart's timer callback, the daemon's loop
     handler took it for one more accept() error and logged nothing, and the process ran
     unwatched while its watch stayed `starting`. In-process, under a lowered RLIMIT_NOFILE."""
-    from rearm.arm import parse_armload
     from rearm.backends import process
     from rearm.backends.fdreserve import RESERVE
 
@@ -276,13 +284,7 @@ def test_out_of_descriptors_a_spawn_that_spans_a_tick_is_still_watched(
     filler: list[int] = []
 
     async def scenario() -> None:
-        sup, store = _supervisor(tmp_path / "home")
-        await sup.load(
-            parse_armload(["W", "/R", "9", "/INT", "1", "/bin/sleep", "1000"]), None, None, {}
-        )
-        rt = sup.runtimes["W"]
-        first = rt.watch.pid
-        assert first is not None and alive(first)
+        sup, store, rt, first = await _sleeping(tmp_path / "home", "W")
         monkeypatch.setattr(process, "start_tick_between", lambda before, after: None)
         resource.setrlimit(resource.RLIMIT_NOFILE, (_fds(os.getpid()) + 64, hard))
         RESERVE.keep()
@@ -325,7 +327,6 @@ def test_a_started_process_whose_start_time_cannot_be_read_is_killed_and_is_a_cr
     """Should even the reserve not let the start time be read, the process just started is
     killed and the restart is a fault that counts (a crash, restarted after /INT): out of
     descriptors is no fault of the configuration, so the watch does not fail for good."""
-    from rearm.arm import parse_armload
     from rearm.backends import process
 
     started: list[int] = []
@@ -340,13 +341,7 @@ def test_a_started_process_whose_start_time_cannot_be_read_is_killed_and_is_a_cr
         raise OSError(errno.EMFILE, "Too many open files")
 
     async def scenario() -> None:
-        sup, store = _supervisor(tmp_path / "home")
-        await sup.load(
-            parse_armload(["B", "/R", "9", "/INT", "1", "/bin/sleep", "1000"]), None, None, {}
-        )
-        rt = sup.runtimes["B"]
-        first = rt.watch.pid
-        assert first is not None and alive(first)
+        sup, store, rt, first = await _sleeping(tmp_path / "home", "B")
         monkeypatch.setattr(os, "posix_spawn", spawn)
         monkeypatch.setattr(process, "start_tick_between", lambda before, after: None)
         monkeypatch.setattr(process, "start_time", no_descriptor)
