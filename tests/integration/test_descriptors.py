@@ -10,6 +10,7 @@ raise it) to make the flood affordable for the test.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import resource
@@ -263,10 +264,22 @@ async def _sleeping(home: Path, key: str) -> tuple[Any, Any, Any, int]:
     return sup, store, rt, first
 
 
-def _end_all(sup: Any) -> None:
-    for r in list(sup.runtimes.values()):
-        if r.watch.pid is not None:
-            os.killpg(r.watch.pid, signal.SIGKILL)
+def _end_targets() -> None:
+    """End every target this test process started, watched or not (a failing test must not
+    leave one behind): the /bin/sleep children of ours, each leading its own session."""
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                sleeper = f.read().startswith(b"/bin/sleep\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and sleeper:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(int(entry), signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(int(entry), 0)
 
 
 def test_out_of_descriptors_a_spawn_that_spans_a_tick_is_still_watched(
@@ -284,7 +297,7 @@ def test_out_of_descriptors_a_spawn_that_spans_a_tick_is_still_watched(
     filler: list[int] = []
 
     async def scenario() -> None:
-        sup, store, rt, first = await _sleeping(tmp_path / "home", "W")
+        _sup, store, rt, first = await _sleeping(tmp_path / "home", "W")
         monkeypatch.setattr(process, "start_tick_between", lambda before, after: None)
         resource.setrlimit(resource.RLIMIT_NOFILE, (_fds(os.getpid()) + 64, hard))
         RESERVE.keep()
@@ -308,12 +321,12 @@ def test_out_of_descriptors_a_spawn_that_spans_a_tick_is_still_watched(
         filler.clear()
         assert rt.pidfd is not None and alive(rt.watch.pid)
         assert RESERVE.used > used  # the reserve was given back for the restart
-        _end_all(sup)
         store.close()
 
     try:
         asyncio.run(asyncio.wait_for(scenario(), 30))
     finally:
+        _end_targets()
         for fd in filler:
             os.close(fd)
         RESERVE.release()
@@ -341,7 +354,7 @@ def test_a_started_process_whose_start_time_cannot_be_read_is_killed_and_is_a_cr
         raise OSError(errno.EMFILE, "Too many open files")
 
     async def scenario() -> None:
-        sup, store, rt, first = await _sleeping(tmp_path / "home", "B")
+        _sup, store, rt, first = await _sleeping(tmp_path / "home", "B")
         monkeypatch.setattr(os, "posix_spawn", spawn)
         monkeypatch.setattr(process, "start_tick_between", lambda before, after: None)
         monkeypatch.setattr(process, "start_time", no_descriptor)
@@ -354,7 +367,9 @@ def test_a_started_process_whose_start_time_cannot_be_read_is_killed_and_is_a_cr
         assert rt.watch.pid is None and len(started) == 1 and not alive(started[0])
         faults = store.db.execute("SELECT COUNT(*) FROM faults").fetchone()[0]
         assert faults == 2  # the kill, and the restart that could not be watched
-        _end_all(sup)
         store.close()
 
-    asyncio.run(asyncio.wait_for(scenario(), 30))
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 30))
+    finally:
+        _end_targets()
